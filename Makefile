@@ -1,0 +1,50 @@
+# Sonde: the two commands a new machine needs are `make run` and `make test`.
+# Both install what they need (Debian packages), then build.
+BUILD_DIR ?= build
+CMAKE_FLAGS ?=
+SONDE_ARGS ?=
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build run test unit e2e fuzz clean format
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD_DIR)/CMakeCache.txt:
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 $(CMAKE_FLAGS)
+
+build: deps $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# Starts the agent with its defaults: every process with a listening TCP
+# socket, Prometheus on 127.0.0.1:9400, spans printed as text.
+run: build
+	SONDE_PROMETHEUS_ADDRESS=$${SONDE_PROMETHEUS_ADDRESS:-127.0.0.1} \
+	SONDE_TRACE_PRINTER=$${SONDE_TRACE_PRINTER:-text} \
+	$(BUILD_DIR)/sonde $(SONDE_ARGS)
+
+# Unit tests, fuzz smoke, privileged end-to-end tests.
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure
+
+unit: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -R unit
+
+e2e: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -R e2e
+
+FUZZ_SECONDS ?= 300
+fuzz: build
+	@for f in $(BUILD_DIR)/fuzz/*_fuzz; do \
+	  n=$$(basename $$f _fuzz); mkdir -p $(BUILD_DIR)/fuzz/work-$$n; \
+	  echo "== $$n ($(FUZZ_SECONDS)s)"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 $(BUILD_DIR)/fuzz/work-$$n tests/fuzz/corpus/$$n || exit 1; \
+	done
+
+format:
+	find src tests bench -name '*.cpp' -o -name '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD_DIR)

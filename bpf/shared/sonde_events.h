@@ -1,0 +1,157 @@
+/* The contract between Sonde's kernel programs and user space.
+ *
+ * This is the only file both sides include. Every record that crosses the
+ * ring buffer starts with `struct sonde_event_header`, whose first byte is the
+ * record type. Numbers in the enums are pinned: never renumber, only append.
+ * Structs carry explicit padding so that clang (BPF) and the host compiler
+ * agree on every offset; user space static_asserts sizes and offsets.
+ *
+ * Rules for evolving the schema: add fields only at the end of a struct, bump
+ * SONDE_SCHEMA_VERSION, keep old type numbers meaning what they meant.
+ */
+#ifndef SONDE_BPF_SHARED_EVENTS_H
+#define SONDE_BPF_SHARED_EVENTS_H
+
+#ifdef __BPF__
+/* vmlinux.h provides __u8 ... __u64 in the kernel build. */
+#else
+#include <linux/types.h>
+#endif
+
+#define SONDE_SCHEMA_VERSION 1
+
+/* Upper bound of payload bytes copied out of one syscall. Must be a power of
+ * two: the kernel side masks offsets with (SONDE_MAX_CAPTURE - 1). */
+#define SONDE_MAX_CAPTURE 4096
+/* A readv/writev/sendmsg/recvmsg record describes at most this many iovecs;
+ * bytes of further iovecs are counted in the last segment as uncaptured. */
+#define SONDE_MAX_SEGMENTS 8
+
+/* Map sizes, in one place. */
+#define SONDE_MAX_TRACKED_PIDS 16384
+#define SONDE_MAX_INFLIGHT_CALLS 65536
+#define SONDE_MAX_WATCHED_PORTS 1024
+#define SONDE_RINGBUF_BYTES (16u * 1024u * 1024u)
+
+enum sonde_event_type {
+    SONDE_EVENT_DATA = 1,       /* bytes read from / written to a TCP socket */
+    SONDE_EVENT_CONN_OPEN = 2,  /* accept()ed or connect()ed TCP socket */
+    SONDE_EVENT_CONN_CLOSE = 3, /* close() of a TCP socket */
+    SONDE_EVENT_PROC_EXEC = 4,  /* any process exec()ed (discovery input) */
+    SONDE_EVENT_PROC_EXIT = 5,  /* a tracked process exited */
+    SONDE_EVENT_LISTEN = 6,     /* any process called listen() on a TCP socket */
+    SONDE_EVENT_CONNECT_WATCHED = 7, /* an untracked process connect()ed to a watched port */
+};
+
+enum sonde_direction {
+    SONDE_DIR_INGRESS = 0, /* the process received these bytes */
+    SONDE_DIR_EGRESS = 1,  /* the process sent these bytes */
+};
+
+enum sonde_conn_role {
+    SONDE_ROLE_UNKNOWN = 0,
+    SONDE_ROLE_SERVER = 1, /* socket came from accept() */
+    SONDE_ROLE_CLIENT = 2, /* socket was connect()ed */
+};
+
+/* Which syscall produced a record; for diagnostics and tests. */
+enum sonde_syscall {
+    SONDE_SYS_READ = 1,
+    SONDE_SYS_WRITE = 2,
+    SONDE_SYS_READV = 3,
+    SONDE_SYS_WRITEV = 4,
+    SONDE_SYS_RECVFROM = 5,
+    SONDE_SYS_SENDTO = 6,
+    SONDE_SYS_RECVMSG = 7,
+    SONDE_SYS_SENDMSG = 8,
+    SONDE_SYS_ACCEPT = 9,
+    SONDE_SYS_ACCEPT4 = 10,
+    SONDE_SYS_CONNECT = 11,
+    SONDE_SYS_CLOSE = 12,
+    SONDE_SYS_SENDFILE = 13,
+    SONDE_SYS_LISTEN = 14,
+};
+
+/* Kernel-side counters, one slot each in a per-CPU array. */
+enum sonde_kernel_counter {
+    SONDE_KCOUNTER_RINGBUF_FULL = 0,     /* records lost: ring buffer reservation failed */
+    SONDE_KCOUNTER_DATA_EVENTS = 1,      /* data records emitted */
+    SONDE_KCOUNTER_INFLIGHT_MISSING = 2, /* syscall exit without its saved entry */
+    SONDE_KCOUNTER_READ_USER_FAILED = 3, /* bpf_probe_read_user of payload failed */
+    SONDE_KCOUNTER_CONTROL_EVENTS = 4,   /* open/close/exec/exit/listen records emitted */
+    SONDE_KCOUNTER_COUNT = 5,
+};
+
+/* A TCP connection as the process sees it. IPv4 addresses are stored as
+ * IPv4-mapped IPv6 (::ffff:a.b.c.d) so that one layout serves both families. */
+struct sonde_conn_tuple {
+    __u8 local_addr[16];
+    __u8 peer_addr[16];
+    __u16 local_port; /* host byte order */
+    __u16 peer_port;  /* host byte order */
+    __u16 family;     /* AF_INET or AF_INET6 as the socket was created */
+    __u16 _pad0;
+};
+
+struct sonde_event_header {
+    __u8 type; /* enum sonde_event_type */
+    __u8 _pad0[3];
+    __u32 pid; /* thread group id */
+    __u32 tid;
+    __u32 _pad1;
+    __u64 proc_start_ns; /* group leader's start_time (boot-relative), disambiguates pid reuse */
+    __u64 ts_enter_ns;   /* bpf_ktime_get_ns() at syscall entry */
+    __u64 ts_exit_ns;    /* bpf_ktime_get_ns() at syscall exit (== enter for one-shot hooks) */
+};
+
+struct sonde_segment {
+    __u32 captured; /* bytes of this segment present in data[] */
+    __u32 length;   /* bytes of this segment the syscall really moved */
+};
+
+/* One successful read/write-family syscall on a TCP socket of a tracked
+ * process. data[] holds, back to back, the captured prefix of each segment. */
+struct sonde_data_event {
+    struct sonde_event_header hdr;
+    struct sonde_conn_tuple tuple;
+    __s32 fd;
+    __u8 direction; /* enum sonde_direction */
+    __u8 syscall;   /* enum sonde_syscall */
+    __u8 segment_count;
+    __u8 _pad0;
+    __u64 socket_cookie; /* address of the kernel struct sock: equal for the same live socket */
+    __u32 total_length;  /* bytes the syscall moved (its return value) */
+    __u32 captured_length; /* bytes in data[] */
+    struct sonde_segment segments[SONDE_MAX_SEGMENTS];
+    __u8 data[SONDE_MAX_CAPTURE];
+};
+#define SONDE_DATA_EVENT_HEADER_BYTES ((unsigned long)&((struct sonde_data_event *)0)->data)
+
+/* accept/connect/close on a TCP socket of a tracked process. */
+struct sonde_conn_event {
+    struct sonde_event_header hdr;
+    struct sonde_conn_tuple tuple;
+    __s32 fd;
+    __u8 role;    /* enum sonde_conn_role */
+    __u8 syscall; /* enum sonde_syscall */
+    __u8 _pad0[2];
+    __u64 socket_cookie;
+};
+
+/* exec/exit of a process, listen() by any process, connect() to a watched
+ * port by an untracked process: inputs of discovery. */
+struct sonde_proc_event {
+    struct sonde_event_header hdr;
+    __u32 ppid;
+    __u16 port; /* listen/connect port, host byte order; 0 otherwise */
+    __u16 _pad0;
+};
+
+/* Value of the tracked_pids map: user space writes it, kernel reads it. */
+struct sonde_tracked_pid {
+    __u64 proc_start_ns;
+    __u32 flags; /* reserved */
+    __u32 _pad0;
+};
+
+#endif /* SONDE_BPF_SHARED_EVENTS_H */

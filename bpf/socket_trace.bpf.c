@@ -1,0 +1,571 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Socket syscall capture for tracked processes.
+ *
+ * Two attachment families carry the same handlers:
+ *   - per-syscall tracepoints (tracepoint/syscalls/...) when tracefs is
+ *     mounted: only the hooked syscalls pay;
+ *   - the generic raw syscall tracepoints (raw_tp/sys_enter, sys_exit) when it
+ *     is not: they need no tracefs, but run for every syscall on the host, so
+ *     they reject uninteresting syscall numbers before any map lookup.
+ * User space picks one family at start-up and disables the other's autoload.
+ *
+ * Every data path filters by PID first (tracked_pids), then checks that the fd
+ * is a TCP socket, and only then copies a bounded prefix of the payload.
+ */
+#include "vmlinux.h"
+
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "sonde_events.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define SOCK_STREAM 1
+#define IPPROTO_TCP 6
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define EINPROGRESS 115
+
+/* Tunables, set by user space between open and load. */
+const volatile __u32 capture_limit = SONDE_MAX_CAPTURE; /* <= SONDE_MAX_CAPTURE */
+const volatile __u32 agent_pid = 0;                     /* never report the agent itself */
+const volatile __u64 wakeup_bytes = SONDE_RINGBUF_BYTES / 4;
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, SONDE_MAX_TRACKED_PIDS);
+    __type(key, __u32);
+    __type(value, struct sonde_tracked_pid);
+} tracked_pids SEC(".maps");
+
+/* Ports whose connect() by an untracked process is a discovery signal. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, SONDE_MAX_WATCHED_PORTS);
+    __type(key, __u16);
+    __type(value, __u8);
+} watched_ports SEC(".maps");
+
+enum buffer_kind {
+    BUFFER_NONE = 0,  /* nothing to copy (sendfile, accept, connect) */
+    BUFFER_FLAT = 1,  /* (void *buf, size_t len) */
+    BUFFER_IOVEC = 2, /* (struct iovec *iov, int iovcnt) */
+    BUFFER_MSGHDR = 3 /* (struct user_msghdr *msg) */
+};
+
+/* Syscall arguments saved at entry, consumed at exit. */
+struct inflight_call {
+    __u64 ts_enter_ns;
+    __u64 buffer; /* user pointer: buffer, iovec array or msghdr */
+    __u64 count;  /* buffer length or iovec count */
+    __u64 sock;   /* struct sock * of the fd, 0 for accept */
+    __s32 fd;
+    __u8 syscall; /* enum sonde_syscall */
+    __u8 kind;    /* enum buffer_kind */
+    __u8 _pad[2];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, SONDE_MAX_INFLIGHT_CALLS);
+    __type(key, __u64); /* pid_tgid: one syscall in flight per thread */
+    __type(value, struct inflight_call);
+} inflight SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, SONDE_RINGBUF_BYTES);
+} events SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, SONDE_KCOUNTER_COUNT);
+    __type(key, __u32);
+    __type(value, __u64);
+} counters SEC(".maps");
+
+/* The data record is built here, then copied into the ring with its real
+ * length. The tail beyond data[] lets the verifier accept copies at a
+ * variable offset below SONDE_MAX_CAPTURE of up to SONDE_MAX_CAPTURE bytes. */
+struct data_scratch {
+    struct sonde_data_event event;
+    __u8 overflow[SONDE_MAX_CAPTURE];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct data_scratch);
+} scratch SEC(".maps");
+
+static __always_inline void counter__add(__u32 which, __u64 n)
+{
+    __u64 *slot = bpf_map_lookup_elem(&counters, &which);
+    if (slot)
+        *slot += n;
+}
+
+/* Wake the consumer only when a good share of the ring is filled; otherwise
+ * user space drains it on its own timer. Never a wake-up per event. */
+static __always_inline __u64 ring__wakeup_flag(void)
+{
+    return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+                                                                          : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline int ring__output(void *record, __u64 size, __u64 flags)
+{
+    long err = bpf_ringbuf_output(&events, record, size, flags);
+    if (err)
+        counter__add(SONDE_KCOUNTER_RINGBUF_FULL, 1);
+    return err;
+}
+
+static __always_inline bool pid__tracked(__u32 tgid)
+{
+    return bpf_map_lookup_elem(&tracked_pids, &tgid) != NULL;
+}
+
+/* fd -> struct sock *, only for TCP stream sockets of the IP families. */
+static __always_inline struct sock *sock__from_fd(int fd)
+{
+    if (fd < 0)
+        return NULL;
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+    if (!fdt)
+        return NULL;
+    unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
+    if ((unsigned int)fd >= max_fds)
+        return NULL;
+    struct file **fds = BPF_CORE_READ(fdt, fd);
+    struct file *file = NULL;
+    if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+        return NULL;
+    umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
+    if ((mode & S_IFMT) != S_IFSOCK)
+        return NULL;
+    struct socket *socket = BPF_CORE_READ(file, private_data);
+    if (!socket)
+        return NULL;
+    struct sock *sk = BPF_CORE_READ(socket, sk);
+    if (!sk)
+        return NULL;
+    __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+    if (family != AF_INET && family != AF_INET6)
+        return NULL;
+    if (BPF_CORE_READ(sk, sk_type) != SOCK_STREAM || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+        return NULL;
+    return sk;
+}
+
+static __always_inline void addr__map_v4(__u8 out[16], __be32 v4)
+{
+    __builtin_memset(out, 0, 10);
+    out[10] = 0xff;
+    out[11] = 0xff;
+    __builtin_memcpy(&out[12], &v4, 4);
+}
+
+static __always_inline void tuple__from_sock(struct sonde_conn_tuple *t, struct sock *sk)
+{
+    __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+    t->family = family;
+    t->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+    t->peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+    if (family == AF_INET) {
+        addr__map_v4(t->local_addr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+        addr__map_v4(t->peer_addr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+    } else {
+        BPF_CORE_READ_INTO(&t->local_addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+        BPF_CORE_READ_INTO(&t->peer_addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+    }
+    t->_pad0 = 0;
+}
+
+static __always_inline void header__fill(struct sonde_event_header *h, __u8 type, __u64 pid_tgid,
+                                         __u64 ts_enter, __u64 ts_exit)
+{
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    h->type = type;
+    h->_pad0[0] = h->_pad0[1] = h->_pad0[2] = 0;
+    h->pid = pid_tgid >> 32;
+    h->tid = (__u32)pid_tgid;
+    h->_pad1 = 0;
+    h->proc_start_ns = BPF_CORE_READ(task, group_leader, start_time);
+    h->ts_enter_ns = ts_enter;
+    h->ts_exit_ns = ts_exit;
+}
+
+static __always_inline bool syscall__is_ingress(__u8 sc)
+{
+    return sc == SONDE_SYS_READ || sc == SONDE_SYS_READV || sc == SONDE_SYS_RECVFROM ||
+           sc == SONDE_SYS_RECVMSG;
+}
+
+static __always_inline void emit__conn(__u64 pid_tgid, __u64 ts_enter, __u64 ts_exit,
+                                       struct sock *sk, int fd, __u8 role, __u8 sc)
+{
+    struct sonde_conn_event ev = {};
+    header__fill(&ev.hdr, sc == SONDE_SYS_CLOSE ? SONDE_EVENT_CONN_CLOSE : SONDE_EVENT_CONN_OPEN,
+                 pid_tgid, ts_enter, ts_exit);
+    tuple__from_sock(&ev.tuple, sk);
+    ev.fd = fd;
+    ev.role = role;
+    ev.syscall = sc;
+    ev.socket_cookie = (__u64)sk;
+    if (!ring__output(&ev, sizeof(ev), ring__wakeup_flag()))
+        counter__add(SONDE_KCOUNTER_CONTROL_EVENTS, 1);
+}
+
+/* Discovery signals are rare and time-sensitive: they wake the consumer. */
+static __always_inline void emit__proc(__u8 type, __u64 pid_tgid, __u16 port)
+{
+    struct sonde_proc_event ev = {};
+    __u64 now = bpf_ktime_get_ns();
+    header__fill(&ev.hdr, type, pid_tgid, now, now);
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    ev.ppid = BPF_CORE_READ(task, real_parent, tgid);
+    ev.port = port;
+    if (!ring__output(&ev, sizeof(ev), 0))
+        counter__add(SONDE_KCOUNTER_CONTROL_EVENTS, 1);
+}
+
+/* Copies up to `limit` bytes from user memory to data[offset]. Returns the
+ * number copied (0 on fault, which is counted). */
+static __always_inline __u32 capture__copy(struct data_scratch *s, __u32 offset, __u64 src,
+                                           __u64 want)
+{
+    __u32 room = capture_limit;
+    if (room > SONDE_MAX_CAPTURE)
+        room = SONDE_MAX_CAPTURE;
+    if (offset >= room)
+        return 0;
+    room -= offset;
+    __u32 n = want < room ? (__u32)want : room;
+    offset &= SONDE_MAX_CAPTURE - 1;
+    if (n > SONDE_MAX_CAPTURE)
+        n = SONDE_MAX_CAPTURE;
+    if (n == 0)
+        return 0;
+    if (bpf_probe_read_user(&s->event.data[offset], n, (const void *)src)) {
+        counter__add(SONDE_KCOUNTER_READ_USER_FAILED, 1);
+        return 0;
+    }
+    return n;
+}
+
+/* Describes `iovcnt` iovecs covering `total` bytes as segments. */
+static __always_inline __u32 capture__iovec(struct data_scratch *s, __u64 iov_ptr, __u64 iovcnt,
+                                            __u64 total)
+{
+    struct sonde_data_event *ev = &s->event;
+    __u32 offset = 0;
+    __u64 remaining = total;
+    __u32 i;
+    for (i = 0; i < SONDE_MAX_SEGMENTS; i++) {
+        if (i >= iovcnt || remaining == 0)
+            break;
+        struct iovec iov = {};
+        if (bpf_probe_read_user(&iov, sizeof(iov), (const void *)(iov_ptr + i * sizeof(iov)))) {
+            counter__add(SONDE_KCOUNTER_READ_USER_FAILED, 1);
+            break;
+        }
+        __u64 seg_len = iov.iov_len < remaining ? iov.iov_len : remaining;
+        __u64 seg_from_this_iov = seg_len;
+        /* The last slot also accounts for bytes of the iovecs it cannot describe. */
+        if (i == SONDE_MAX_SEGMENTS - 1)
+            seg_len = remaining;
+        __u32 got = capture__copy(s, offset, (__u64)iov.iov_base, seg_from_this_iov);
+        ev->segments[i].captured = got;
+        ev->segments[i].length = (__u32)seg_len;
+        offset += got;
+        remaining -= seg_len;
+    }
+    /* Bytes the iovecs did not explain (should not happen) go to the last segment. */
+    if (remaining && i > 0 && i <= SONDE_MAX_SEGMENTS)
+        ev->segments[(i - 1) & (SONDE_MAX_SEGMENTS - 1)].length += (__u32)remaining;
+    ev->segment_count = i;
+    return offset;
+}
+
+static __always_inline int on_data_exit(__u64 pid_tgid, struct inflight_call *call, long ret)
+{
+    __u64 ts_exit = bpf_ktime_get_ns();
+    if (ret <= 0)
+        return 0;
+    __u32 zero = 0;
+    struct data_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+    if (!s)
+        return 0;
+    struct sonde_data_event *ev = &s->event;
+    header__fill(&ev->hdr, SONDE_EVENT_DATA, pid_tgid, call->ts_enter_ns, ts_exit);
+    tuple__from_sock(&ev->tuple, (struct sock *)call->sock);
+    ev->fd = call->fd;
+    ev->direction = syscall__is_ingress(call->syscall) ? SONDE_DIR_INGRESS : SONDE_DIR_EGRESS;
+    ev->syscall = call->syscall;
+    ev->_pad0 = 0;
+    ev->socket_cookie = call->sock;
+    ev->total_length = (__u32)ret;
+    __builtin_memset(ev->segments, 0, sizeof(ev->segments));
+
+    __u32 captured = 0;
+    if (call->kind == BUFFER_FLAT) {
+        captured = capture__copy(s, 0, call->buffer, (__u64)ret);
+        ev->segments[0].captured = captured;
+        ev->segments[0].length = (__u32)ret;
+        ev->segment_count = 1;
+    } else if (call->kind == BUFFER_IOVEC) {
+        captured = capture__iovec(s, call->buffer, call->count, (__u64)ret);
+    } else if (call->kind == BUFFER_MSGHDR) {
+        struct user_msghdr msg = {};
+        if (bpf_probe_read_user(&msg, sizeof(msg), (const void *)call->buffer) == 0) {
+            captured = capture__iovec(s, (__u64)msg.msg_iov, msg.msg_iovlen, (__u64)ret);
+        } else {
+            counter__add(SONDE_KCOUNTER_READ_USER_FAILED, 1);
+            ev->segments[0].length = (__u32)ret;
+            ev->segment_count = 1;
+        }
+    } else {
+        ev->segments[0].length = (__u32)ret;
+        ev->segment_count = 1;
+    }
+    if (captured > SONDE_MAX_CAPTURE)
+        captured = SONDE_MAX_CAPTURE;
+    ev->captured_length = captured;
+    __u64 size = SONDE_DATA_EVENT_HEADER_BYTES + captured;
+    if (size > sizeof(struct sonde_data_event))
+        size = sizeof(struct sonde_data_event);
+    if (!ring__output(ev, size, ring__wakeup_flag()))
+        counter__add(SONDE_KCOUNTER_DATA_EVENTS, 1);
+    return 0;
+}
+
+/* listen() by anyone, connect() to a watched port by an untracked process. */
+static __always_inline int on_listen_enter(__u64 pid_tgid, int fd)
+{
+    if ((pid_tgid >> 32) == agent_pid)
+        return 0;
+    struct sock *sk = sock__from_fd(fd);
+    if (!sk)
+        return 0;
+    emit__proc(SONDE_EVENT_LISTEN, pid_tgid, BPF_CORE_READ(sk, __sk_common.skc_num));
+    return 0;
+}
+
+static __always_inline int on_untracked_connect(__u64 pid_tgid, __u64 addr_ptr, __u64 addr_len)
+{
+    if ((pid_tgid >> 32) == agent_pid || addr_len < 4)
+        return 0;
+    struct {
+        __u16 family;
+        __be16 port;
+    } head = {};
+    if (bpf_probe_read_user(&head, sizeof(head), (const void *)addr_ptr))
+        return 0;
+    if (head.family != AF_INET && head.family != AF_INET6)
+        return 0;
+    __u16 port = bpf_ntohs(head.port);
+    if (!bpf_map_lookup_elem(&watched_ports, &port))
+        return 0;
+    emit__proc(SONDE_EVENT_CONNECT_WATCHED, pid_tgid, port);
+    return 0;
+}
+
+static __always_inline int on_sys_enter(__u8 sc, __u64 a0, __u64 a1, __u64 a2)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (sc == SONDE_SYS_LISTEN)
+        return on_listen_enter(pid_tgid, (int)a0);
+    if (!pid__tracked(pid_tgid >> 32)) {
+        if (sc == SONDE_SYS_CONNECT)
+            return on_untracked_connect(pid_tgid, a1, a2);
+        return 0;
+    }
+    int fd = (int)a0;
+    struct sock *sk = sock__from_fd(fd);
+    if (!sk)
+        return 0;
+    __u64 now = bpf_ktime_get_ns();
+    if (sc == SONDE_SYS_CLOSE) {
+        emit__conn(pid_tgid, now, now, sk, fd, SONDE_ROLE_UNKNOWN, sc);
+        return 0;
+    }
+    struct inflight_call call = {};
+    call.ts_enter_ns = now;
+    call.fd = fd;
+    call.syscall = sc;
+    call.sock = (__u64)sk;
+    switch (sc) {
+    case SONDE_SYS_READ:
+    case SONDE_SYS_WRITE:
+    case SONDE_SYS_RECVFROM:
+    case SONDE_SYS_SENDTO:
+        call.kind = BUFFER_FLAT;
+        call.buffer = a1;
+        call.count = a2;
+        break;
+    case SONDE_SYS_READV:
+    case SONDE_SYS_WRITEV:
+        call.kind = BUFFER_IOVEC;
+        call.buffer = a1;
+        call.count = a2;
+        break;
+    case SONDE_SYS_RECVMSG:
+    case SONDE_SYS_SENDMSG:
+        call.kind = BUFFER_MSGHDR;
+        call.buffer = a1;
+        break;
+    default: /* accept, accept4, connect, sendfile */
+        call.kind = BUFFER_NONE;
+        break;
+    }
+    bpf_map_update_elem(&inflight, &pid_tgid, &call, BPF_ANY);
+    return 0;
+}
+
+static __always_inline int on_sys_exit(__u8 sc, long ret)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    struct inflight_call *saved = bpf_map_lookup_elem(&inflight, &pid_tgid);
+    if (!saved)
+        return 0;
+    struct inflight_call call = *saved;
+    bpf_map_delete_elem(&inflight, &pid_tgid);
+    if (call.syscall != sc) {
+        /* An exit we did not see the entry of (attached mid-call, or a lost
+         * LRU entry): the saved arguments belong to another call. */
+        counter__add(SONDE_KCOUNTER_INFLIGHT_MISSING, 1);
+        return 0;
+    }
+    __u64 now = bpf_ktime_get_ns();
+    switch (sc) {
+    case SONDE_SYS_ACCEPT:
+    case SONDE_SYS_ACCEPT4: {
+        if (ret < 0)
+            return 0;
+        struct sock *sk = sock__from_fd((int)ret);
+        if (sk)
+            emit__conn(pid_tgid, call.ts_enter_ns, now, sk, (int)ret, SONDE_ROLE_SERVER, sc);
+        return 0;
+    }
+    case SONDE_SYS_CONNECT:
+        if (ret == 0 || ret == -EINPROGRESS)
+            emit__conn(pid_tgid, call.ts_enter_ns, now, (struct sock *)call.sock, call.fd,
+                       SONDE_ROLE_CLIENT, sc);
+        return 0;
+    default:
+        return on_data_exit(pid_tgid, &call, ret);
+    }
+}
+
+/* ---- Family 1: per-syscall tracepoints (need tracefs to attach). */
+#define SONDE_TRACEPOINTS(name, sc)                                                       \
+    SEC("tracepoint/syscalls/sys_enter_" #name)                                           \
+    int tp_enter_##name(struct trace_event_raw_sys_enter *ctx)                            \
+    {                                                                                     \
+        return on_sys_enter(sc, ctx->args[0], ctx->args[1], ctx->args[2]);                \
+    }                                                                                     \
+    SEC("tracepoint/syscalls/sys_exit_" #name)                                            \
+    int tp_exit_##name(struct trace_event_raw_sys_exit *ctx)                              \
+    {                                                                                     \
+        return on_sys_exit(sc, ctx->ret);                                                 \
+    }
+
+SONDE_TRACEPOINTS(read, SONDE_SYS_READ)
+SONDE_TRACEPOINTS(write, SONDE_SYS_WRITE)
+SONDE_TRACEPOINTS(readv, SONDE_SYS_READV)
+SONDE_TRACEPOINTS(writev, SONDE_SYS_WRITEV)
+SONDE_TRACEPOINTS(recvfrom, SONDE_SYS_RECVFROM)
+SONDE_TRACEPOINTS(sendto, SONDE_SYS_SENDTO)
+SONDE_TRACEPOINTS(recvmsg, SONDE_SYS_RECVMSG)
+SONDE_TRACEPOINTS(sendmsg, SONDE_SYS_SENDMSG)
+SONDE_TRACEPOINTS(accept, SONDE_SYS_ACCEPT)
+SONDE_TRACEPOINTS(accept4, SONDE_SYS_ACCEPT4)
+SONDE_TRACEPOINTS(connect, SONDE_SYS_CONNECT)
+SONDE_TRACEPOINTS(sendfile64, SONDE_SYS_SENDFILE)
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int tp_enter_close(struct trace_event_raw_sys_enter *ctx)
+{
+    return on_sys_enter(SONDE_SYS_CLOSE, ctx->args[0], 0, 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_listen")
+int tp_enter_listen(struct trace_event_raw_sys_enter *ctx)
+{
+    return on_sys_enter(SONDE_SYS_LISTEN, ctx->args[0], 0, 0);
+}
+
+/* ---- Family 2: generic raw syscall tracepoints (no tracefs needed). */
+#if defined(__TARGET_ARCH_x86)
+static __always_inline __u8 syscall__from_nr(long nr)
+{
+    switch (nr) {
+    case 0: return SONDE_SYS_READ;
+    case 1: return SONDE_SYS_WRITE;
+    case 3: return SONDE_SYS_CLOSE;
+    case 19: return SONDE_SYS_READV;
+    case 20: return SONDE_SYS_WRITEV;
+    case 40: return SONDE_SYS_SENDFILE;
+    case 42: return SONDE_SYS_CONNECT;
+    case 43: return SONDE_SYS_ACCEPT;
+    case 44: return SONDE_SYS_SENDTO;
+    case 45: return SONDE_SYS_RECVFROM;
+    case 46: return SONDE_SYS_SENDMSG;
+    case 47: return SONDE_SYS_RECVMSG;
+    case 50: return SONDE_SYS_LISTEN;
+    case 288: return SONDE_SYS_ACCEPT4;
+    default: return 0;
+    }
+}
+
+SEC("raw_tp/sys_enter")
+int raw_sys_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+    __u8 sc = syscall__from_nr((long)ctx->args[1]);
+    if (!sc)
+        return 0;
+    struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+    return on_sys_enter(sc, BPF_CORE_READ(regs, di), BPF_CORE_READ(regs, si),
+                        BPF_CORE_READ(regs, dx));
+}
+
+SEC("raw_tp/sys_exit")
+int raw_sys_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+    struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+    __u8 sc = syscall__from_nr(BPF_CORE_READ(regs, orig_ax));
+    if (!sc || sc == SONDE_SYS_CLOSE || sc == SONDE_SYS_LISTEN)
+        return 0;
+    return on_sys_exit(sc, (long)ctx->args[1]);
+}
+#endif
+
+/* ---- Process lifecycle (real tracepoints: attachable as raw_tp without tracefs). */
+SEC("raw_tp/sched_process_exec")
+int raw_sched_process_exec(struct bpf_raw_tracepoint_args *ctx)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    if ((pid_tgid >> 32) != agent_pid)
+        emit__proc(SONDE_EVENT_PROC_EXEC, pid_tgid, 0);
+    return 0;
+}
+
+SEC("raw_tp/sched_process_exit")
+int raw_sched_process_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    __u32 tgid = pid_tgid >> 32;
+    bpf_map_delete_elem(&inflight, &pid_tgid);
+    /* Only the group leader's exit ends the process. */
+    if (tgid == (__u32)pid_tgid && pid__tracked(tgid))
+        emit__proc(SONDE_EVENT_PROC_EXIT, pid_tgid, 0);
+    return 0;
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs every Debian package Sonde needs to build, test and run its
+# end-to-end suite. Idempotent: does nothing when all are present.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  cmake make pkg-config clang-14 llvm-14 libclang-rt-14-dev libfuzzer-14-dev
+  libbpf-dev bpftool libelf-dev zlib1g-dev
+  libspdlog-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libre2-dev
+  libgtest-dev libgmock-dev libbenchmark-dev clang-format
+  # end-to-end peers
+  nginx golang-go openjdk-17-jdk-headless nodejs python3 curl prometheus wrk hey libcap2-bin
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages (${missing[*]}); run as root to install them" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

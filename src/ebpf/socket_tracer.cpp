@@ -1,0 +1,143 @@
+#include "ebpf/socket_tracer.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <string_view>
+#include <vector>
+
+#include "ebpf/kernel_features.h"
+#include "socket_trace.skel.h"
+
+namespace sonde::ebpf {
+
+namespace {
+
+int libbpf_log(enum libbpf_print_level level, const char* format, va_list args) {
+    if (level == LIBBPF_DEBUG && !spdlog::should_log(spdlog::level::trace)) return 0;
+    char line[1024];
+    int n = std::vsnprintf(line, sizeof line, format, args);
+    std::string_view text(line, n > 0 ? std::min<size_t>(size_t(n), sizeof line - 1) : 0);
+    while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+    switch (level) {
+        case LIBBPF_WARN: spdlog::warn("libbpf: {}", text); break;
+        case LIBBPF_INFO: spdlog::debug("libbpf: {}", text); break;
+        default: spdlog::trace("libbpf: {}", text); break;
+    }
+    return 0;
+}
+
+[[noreturn]] void fail(const char* step, int err) {
+    throw std::runtime_error(std::string("eBPF ") + step + " failed: " + std::strerror(std::abs(err)));
+}
+
+bool starts_with(const char* s, std::string_view prefix) {
+    return s && std::string_view(s).substr(0, prefix.size()) == prefix;
+}
+
+}  // namespace
+
+void SocketTracer::SkeletonDeleter::operator()(socket_trace* skel) const {
+    socket_trace__destroy(skel);
+}
+
+void SocketTracer::RingDeleter::operator()(ring_buffer* rb) const { ring_buffer__free(rb); }
+
+SocketTracer::SocketTracer(const SocketTracerOptions& options, RecordHandler on_record)
+    : on_record_(std::move(on_record)) {
+    libbpf_set_print(libbpf_log);
+
+    skel_.reset(socket_trace__open());
+    if (!skel_) fail("open", errno);
+
+    skel_->rodata->capture_limit =
+        options.capture_bytes > SONDE_MAX_CAPTURE ? SONDE_MAX_CAPTURE : options.capture_bytes;
+    skel_->rodata->agent_pid = options.agent_pid;
+
+    const bool tracefs = !find_tracefs_with_syscalls().empty();
+    family_ = (tracefs && !options.force_raw_tracepoints) ? SyscallHookFamily::Tracepoints
+                                                          : SyscallHookFamily::RawTracepoints;
+    // Syscall hooks come in two families carrying the same handlers; keep
+    // exactly one. Process lifecycle hooks (raw_tp/sched_*) are always on.
+    bpf_program* prog = nullptr;
+    bpf_object__for_each_program(prog, skel_->obj) {
+        const char* section = bpf_program__section_name(prog);
+        const bool tracepoint = starts_with(section, "tracepoint/syscalls/");
+        const bool raw_syscall = starts_with(section, "raw_tp/sys_");
+        if (tracepoint) bpf_program__set_autoload(prog, family_ == SyscallHookFamily::Tracepoints);
+        if (raw_syscall)
+            bpf_program__set_autoload(prog, family_ == SyscallHookFamily::RawTracepoints);
+    }
+
+    if (int err = socket_trace__load(skel_.get())) fail("load", err);
+    if (int err = socket_trace__attach(skel_.get())) fail("attach", err);
+
+    ring_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.events), &SocketTracer::ring_callback,
+                                 this, nullptr));
+    if (!ring_) fail("ring buffer setup", errno);
+
+    spdlog::info("eBPF programs attached: syscall hooks via {}",
+                 family_ == SyscallHookFamily::Tracepoints
+                     ? "per-syscall tracepoints (tracefs mounted)"
+                     : "raw syscall tracepoints (tracefs not mounted)");
+}
+
+SocketTracer::~SocketTracer() = default;
+
+int SocketTracer::ring_callback(void* ctx, void* data, size_t size) {
+    auto* self = static_cast<SocketTracer*>(ctx);
+    self->on_record_({static_cast<const uint8_t*>(data), size});
+    return 0;
+}
+
+void SocketTracer::track_pid(uint32_t pid, uint64_t start_time_ticks) {
+    sonde_tracked_pid value{};
+    value.proc_start_ns = start_time_ticks;
+    if (bpf_map__update_elem(skel_->maps.tracked_pids, &pid, sizeof pid, &value, sizeof value,
+                             BPF_ANY) != 0)
+        spdlog::warn("cannot track pid {}: {}", pid, std::strerror(errno));
+}
+
+void SocketTracer::untrack_pid(uint32_t pid) {
+    bpf_map__delete_elem(skel_->maps.tracked_pids, &pid, sizeof pid, 0);
+}
+
+void SocketTracer::watch_port(uint16_t port) {
+    uint8_t one = 1;
+    bpf_map__update_elem(skel_->maps.watched_ports, &port, sizeof port, &one, sizeof one, BPF_ANY);
+}
+
+int SocketTracer::poll(int timeout_ms) {
+    int woken = ring_buffer__poll(ring_.get(), timeout_ms);
+    if (woken < 0 && woken != -EINTR) return woken;
+    // Records written with BPF_RB_NO_WAKEUP do not make epoll ready: drain explicitly.
+    int drained = ring_buffer__consume(ring_.get());
+    return (woken > 0 ? woken : 0) + (drained > 0 ? drained : 0);
+}
+
+std::array<uint64_t, SONDE_KCOUNTER_COUNT> SocketTracer::kernel_counters() const {
+    std::array<uint64_t, SONDE_KCOUNTER_COUNT> totals{};
+    const int cpus = libbpf_num_possible_cpus();
+    if (cpus <= 0) return totals;
+    std::vector<uint64_t> per_cpu(static_cast<size_t>(cpus));
+    for (uint32_t key = 0; key < SONDE_KCOUNTER_COUNT; ++key) {
+        if (bpf_map__lookup_elem(skel_->maps.counters, &key, sizeof key, per_cpu.data(),
+                                 per_cpu.size() * sizeof(uint64_t), 0) != 0)
+            continue;
+        for (uint64_t v : per_cpu) totals[key] += v;
+    }
+    return totals;
+}
+
+uint32_t SocketTracer::tracked_pids_map_id() const {
+    bpf_map_info info{};
+    uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(bpf_map__fd(skel_->maps.tracked_pids), &info, &len) != 0) return 0;
+    return info.id;
+}
+
+}  // namespace sonde::ebpf

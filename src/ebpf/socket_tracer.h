@@ -1,0 +1,71 @@
+// Owns the socket-tracing eBPF programs: open, tune, load, attach, drain the
+// ring buffer, update the PID filter. Destroying it detaches everything.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "sonde_events.h"
+
+struct socket_trace;  // generated skeleton
+struct ring_buffer;
+
+namespace sonde::ebpf {
+
+enum class SyscallHookFamily {
+    Tracepoints,     // tracepoint/syscalls/sys_{enter,exit}_*: needs tracefs
+    RawTracepoints,  // raw_tp/sys_{enter,exit}: works without tracefs
+};
+
+struct SocketTracerOptions {
+    uint32_t capture_bytes = SONDE_MAX_CAPTURE;
+    uint32_t agent_pid = 0;
+    // Unset: tracepoints when tracefs is mounted, raw tracepoints otherwise.
+    bool force_raw_tracepoints = false;
+};
+
+class SocketTracer {
+public:
+    using RecordHandler = std::function<void(std::span<const uint8_t>)>;
+
+    // Loads and attaches; throws std::runtime_error naming the step that failed.
+    SocketTracer(const SocketTracerOptions& options, RecordHandler on_record);
+    ~SocketTracer();
+    SocketTracer(const SocketTracer&) = delete;
+    SocketTracer& operator=(const SocketTracer&) = delete;
+
+    SyscallHookFamily hook_family() const { return family_; }
+
+    void track_pid(uint32_t pid, uint64_t start_time_ticks);
+    void untrack_pid(uint32_t pid);
+    void watch_port(uint16_t port);
+
+    // Waits up to timeout_ms for a wake-up, then drains whatever is in the
+    // ring (records are delivered without wake-ups). Returns records handled.
+    int poll(int timeout_ms);
+
+    std::array<uint64_t, SONDE_KCOUNTER_COUNT> kernel_counters() const;
+
+    // Map ids, for tests and diagnostics (bpftool map dump id N).
+    uint32_t tracked_pids_map_id() const;
+
+private:
+    struct SkeletonDeleter {
+        void operator()(socket_trace* skel) const;
+    };
+    struct RingDeleter {
+        void operator()(ring_buffer* rb) const;
+    };
+    static int ring_callback(void* ctx, void* data, size_t size);
+
+    std::unique_ptr<socket_trace, SkeletonDeleter> skel_;
+    std::unique_ptr<ring_buffer, RingDeleter> ring_;
+    RecordHandler on_record_;
+    SyscallHookFamily family_ = SyscallHookFamily::RawTracepoints;
+};
+
+}  // namespace sonde::ebpf

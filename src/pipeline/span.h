@@ -1,0 +1,57 @@
+// The span record: one observed request/response, with everything the
+// exporters need. Produced by the connection tracker, consumed by the RED
+// aggregator, the printer and (later) the OTLP exporter.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace sonde::pipeline {
+
+enum class SpanKind : uint8_t { Server, Client };
+
+// Who the observed process is, resolved once per process by discovery.
+struct ServiceIdentity {
+    uint32_t pid = 0;
+    uint64_t start_time_ticks = 0;  // /proc/PID/stat starttime, for pid-reuse safety
+    std::string exe_path;           // /proc/PID/exe target
+    std::string exe_name;           // basename of exe_path
+    std::string service_name;
+    std::string service_namespace;
+    std::string selector;           // which selector matched, for logs
+};
+
+struct NetEndpoint {
+    std::string address;  // textual IP ("127.0.0.1", "::1")
+    uint16_t port = 0;
+};
+
+struct Span {
+    SpanKind kind = SpanKind::Server;
+    uint64_t start_mono_ns = 0;  // CLOCK_MONOTONIC
+    uint64_t end_mono_ns = 0;
+    uint64_t start_unix_ns = 0;  // wall clock, derived from the monotonic time
+    uint64_t end_unix_ns = 0;
+    std::string method;
+    std::string path;   // never carries a query string
+    std::string route;  // low-cardinality form of path
+    int status = 0;
+    uint64_t request_body_bytes = 0;
+    uint64_t response_body_bytes = 0;
+    std::string scheme = "http";
+    std::string protocol_version = "1.1";
+    NetEndpoint local;
+    NetEndpoint peer;
+    std::shared_ptr<const ServiceIdentity> service;
+    std::string traceparent;  // incoming W3C context, if any (not exported as an attribute)
+
+    double duration_seconds() const {
+        return end_mono_ns > start_mono_ns ? double(end_mono_ns - start_mono_ns) / 1e9 : 0.0;
+    }
+    // The server's side of the connection: local for server spans, peer for client spans.
+    const NetEndpoint& server_endpoint() const { return kind == SpanKind::Server ? local : peer; }
+    const NetEndpoint& client_endpoint() const { return kind == SpanKind::Server ? peer : local; }
+};
+
+}  // namespace sonde::pipeline

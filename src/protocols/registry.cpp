@@ -1,0 +1,39 @@
+#include "protocols/registry.h"
+
+#include "protocols/http1/http1.h"
+
+namespace sonde::protocols {
+
+namespace {
+
+// The role a request seen in `direction` implies: a process that receives a
+// request is its server.
+Role role_of_request_direction(Direction direction) {
+    return direction == Direction::Ingress ? Role::Server : Role::Client;
+}
+
+Detection detect_http1(Direction direction, std::span<const uint8_t> bytes, Role known_role) {
+    if (!http1::looks_like_message_start(bytes, /*is_request=*/true)) return {};
+    const Role implied = role_of_request_direction(direction);
+    // A request flowing the wrong way for the known role is not HTTP we can pair.
+    if (known_role != Role::Unknown && known_role != implied) return {};
+    return {http1::make_handler(implied), "http1"};
+}
+
+using Detector = Detection (*)(Direction, std::span<const uint8_t>, Role);
+constexpr Detector kDetectors[] = {
+    detect_http1,
+};
+
+}  // namespace
+
+Detection detect_protocol(Direction direction, std::span<const uint8_t> first_bytes,
+                          Role known_role) {
+    for (Detector detector : kDetectors) {
+        Detection found = detector(direction, first_bytes, known_role);
+        if (found.handler) return found;
+    }
+    return {};
+}
+
+}  // namespace sonde::protocols
