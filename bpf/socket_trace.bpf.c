@@ -91,10 +91,11 @@ struct {
 
 /* The data record is built here, then copied into the ring with its real
  * length. The tail beyond data[] lets the verifier accept copies at a
- * variable offset below SONDE_MAX_CAPTURE of up to SONDE_MAX_CAPTURE bytes. */
+ * variable offset below SONDE_MAX_CAPTURE of a length the verifier only
+ * knows to be below 2 * SONDE_MAX_CAPTURE. */
 struct data_scratch {
     struct sonde_data_event event;
-    __u8 overflow[SONDE_MAX_CAPTURE];
+    __u8 overflow[2 * SONDE_MAX_CAPTURE];
 };
 
 struct {
@@ -130,6 +131,16 @@ static __always_inline int ring__output(void *record, __u64 size, __u64 flags)
 static __always_inline bool pid__tracked(__u32 tgid)
 {
     return bpf_map_lookup_elem(&tracked_pids, &tgid) != NULL;
+}
+
+/* Adds a PID to the filter before user space has confirmed it; user space
+ * confirms or removes it. False when the PID was already tracked. */
+static __always_inline bool track__provisionally(__u32 tgid)
+{
+    struct sonde_tracked_pid provisional = {};
+    provisional.since_ns = bpf_ktime_get_ns();
+    provisional.flags = SONDE_TRACKED_PROVISIONAL;
+    return bpf_map_update_elem(&tracked_pids, &tgid, &provisional, BPF_NOEXIST) == 0;
 }
 
 /* fd -> struct sock *, only for TCP stream sockets of the IP families. */
@@ -224,7 +235,10 @@ static __always_inline void emit__conn(__u64 pid_tgid, __u64 ts_enter, __u64 ts_
         counter__add(SONDE_KCOUNTER_CONTROL_EVENTS, 1);
 }
 
-/* Discovery signals are rare and time-sensitive: they wake the consumer. */
+/* Discovery signals are rare and time-sensitive: they wake the consumer.
+ * The wake-up must be forced: the ring's adaptive notification stays silent
+ * while the consumer lags behind earlier NO_WAKEUP records, and user space
+ * must read /proc for a short-lived client before it exits. */
 static __always_inline void emit__proc(__u8 type, __u64 pid_tgid, __u16 port)
 {
     struct sonde_proc_event ev = {};
@@ -233,7 +247,7 @@ static __always_inline void emit__proc(__u8 type, __u64 pid_tgid, __u16 port)
     struct task_struct *task = (struct task_struct *)bpf_get_current_task();
     ev.ppid = BPF_CORE_READ(task, real_parent, tgid);
     ev.port = port;
-    if (!ring__output(&ev, sizeof(ev), 0))
+    if (!ring__output(&ev, sizeof(ev), BPF_RB_FORCE_WAKEUP))
         counter__add(SONDE_KCOUNTER_CONTROL_EVENTS, 1);
 }
 
@@ -250,11 +264,14 @@ static __always_inline __u32 capture__copy(struct data_scratch *s, __u32 offset,
     room -= offset;
     __u32 n = want < room ? (__u32)want : room;
     offset &= SONDE_MAX_CAPTURE - 1;
-    if (n > SONDE_MAX_CAPTURE)
-        n = SONDE_MAX_CAPTURE;
     if (n == 0)
         return 0;
-    if (bpf_probe_read_user(&s->event.data[offset], n, (const void *)src)) {
+    /* n <= room already; the mask restates a bound the verifier can see on
+     * the very register passed to the helper (the compiler would otherwise
+     * reuse an unbounded copy). */
+    __u64 len = n;
+    asm volatile("%[len] &= %[mask]" : [len] "+r"(len) : [mask] "i"(2 * SONDE_MAX_CAPTURE - 1));
+    if (bpf_probe_read_user(&s->event.data[offset], len, (const void *)src)) {
         counter__add(SONDE_KCOUNTER_READ_USER_FAILED, 1);
         return 0;
     }
@@ -355,27 +372,38 @@ static __always_inline int on_listen_enter(__u64 pid_tgid, int fd)
     struct sock *sk = sock__from_fd(fd);
     if (!sk)
         return 0;
-    emit__proc(SONDE_EVENT_LISTEN, pid_tgid, BPF_CORE_READ(sk, __sk_common.skc_num));
+    __u16 port = BPF_CORE_READ(sk, __sk_common.skc_num);
+    /* A listener on a watched port is tracked at once, so that workers it
+     * forks right after listen() inherit tracking (see sched_process_fork). */
+    if (bpf_map_lookup_elem(&watched_ports, &port))
+        track__provisionally(pid_tgid >> 32);
+    emit__proc(SONDE_EVENT_LISTEN, pid_tgid, port);
     return 0;
 }
 
-static __always_inline int on_untracked_connect(__u64 pid_tgid, __u64 addr_ptr, __u64 addr_len)
+/* A connect() to a watched port makes its process tracked at once, in the
+ * kernel: a short-lived client (curl) would otherwise send its request before
+ * user space could react. User space confirms the process (or untracks it)
+ * when it reads the CONNECT_WATCHED record. Returns true when now tracked. */
+static __always_inline bool on_untracked_connect(__u64 pid_tgid, __u64 addr_ptr, __u64 addr_len)
 {
     if ((pid_tgid >> 32) == agent_pid || addr_len < 4)
-        return 0;
+        return false;
     struct {
         __u16 family;
         __be16 port;
     } head = {};
     if (bpf_probe_read_user(&head, sizeof(head), (const void *)addr_ptr))
-        return 0;
+        return false;
     if (head.family != AF_INET && head.family != AF_INET6)
-        return 0;
+        return false;
     __u16 port = bpf_ntohs(head.port);
     if (!bpf_map_lookup_elem(&watched_ports, &port))
-        return 0;
+        return false;
+    if (!track__provisionally(pid_tgid >> 32))
+        return false;
     emit__proc(SONDE_EVENT_CONNECT_WATCHED, pid_tgid, port);
-    return 0;
+    return true;
 }
 
 static __always_inline int on_sys_enter(__u8 sc, __u64 a0, __u64 a1, __u64 a2)
@@ -384,9 +412,8 @@ static __always_inline int on_sys_enter(__u8 sc, __u64 a0, __u64 a1, __u64 a2)
     if (sc == SONDE_SYS_LISTEN)
         return on_listen_enter(pid_tgid, (int)a0);
     if (!pid__tracked(pid_tgid >> 32)) {
-        if (sc == SONDE_SYS_CONNECT)
-            return on_untracked_connect(pid_tgid, a1, a2);
-        return 0;
+        if (sc != SONDE_SYS_CONNECT || !on_untracked_connect(pid_tgid, a1, a2))
+            return 0;
     }
     int fd = (int)a0;
     struct sock *sk = sock__from_fd(fd);
@@ -555,6 +582,32 @@ int raw_sched_process_exec(struct bpf_raw_tracepoint_args *ctx)
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     if ((pid_tgid >> 32) != agent_pid)
         emit__proc(SONDE_EVENT_PROC_EXEC, pid_tgid, 0);
+    return 0;
+}
+
+/* Pre-forking servers (nginx, gunicorn) accept in children that never call
+ * listen() or exec(): a child of a tracked process is tracked from birth. */
+SEC("raw_tp/sched_process_fork")
+int raw_sched_process_fork(struct bpf_raw_tracepoint_args *ctx)
+{
+    struct task_struct *parent = (struct task_struct *)ctx->args[0];
+    struct task_struct *child = (struct task_struct *)ctx->args[1];
+    __u32 parent_tgid = BPF_CORE_READ(parent, tgid);
+    __u32 child_tgid = BPF_CORE_READ(child, tgid);
+    __u32 child_pid = BPF_CORE_READ(child, pid);
+    if (child_tgid == parent_tgid || child_pid != child_tgid || !pid__tracked(parent_tgid))
+        return 0;
+    track__provisionally(child_tgid);
+
+    struct sonde_proc_event ev = {};
+    ev.hdr.type = SONDE_EVENT_PROC_FORK;
+    ev.hdr.pid = child_tgid;
+    ev.hdr.tid = child_pid;
+    ev.hdr.proc_start_ns = BPF_CORE_READ(child, start_time);
+    ev.hdr.ts_enter_ns = ev.hdr.ts_exit_ns = bpf_ktime_get_ns();
+    ev.ppid = parent_tgid;
+    if (!ring__output(&ev, sizeof(ev), BPF_RB_FORCE_WAKEUP))
+        counter__add(SONDE_KCOUNTER_CONTROL_EVENTS, 1);
     return 0;
 }
 

@@ -41,6 +41,7 @@ enum sonde_event_type {
     SONDE_EVENT_PROC_EXIT = 5,  /* a tracked process exited */
     SONDE_EVENT_LISTEN = 6,     /* any process called listen() on a TCP socket */
     SONDE_EVENT_CONNECT_WATCHED = 7, /* an untracked process connect()ed to a watched port */
+    SONDE_EVENT_PROC_FORK = 8,  /* a tracked process forked a new process (pid = child) */
 };
 
 enum sonde_direction {
@@ -150,8 +151,12 @@ struct sonde_proc_event {
 /* Value of the tracked_pids map: user space writes it, kernel reads it. */
 struct sonde_tracked_pid {
     __u64 proc_start_ns;
-    __u32 flags; /* reserved */
+    __u64 since_ns; /* CLOCK_MONOTONIC when the entry was written */
+    __u32 flags;    /* SONDE_TRACKED_* */
     __u32 _pad0;
 };
+/* Written by the kernel on connect() to a watched port, before user space
+ * has confirmed the process; user space removes unconfirmed ones. */
+#define SONDE_TRACKED_PROVISIONAL 1u
 
 #endif /* SONDE_BPF_SHARED_EVENTS_H */

@@ -115,6 +115,7 @@ public:
             }
             if (now >= next_rescan) {
                 apply(discovery_.rescan());
+                reconcile_kernel_filter();
                 next_rescan = now + kRescanInterval;
             }
         }
@@ -174,11 +175,26 @@ private:
 
     void on_process_event(const sonde_proc_event& ev) {
         const uint32_t pid = ev.hdr.pid;
+        spdlog::debug("process event type={} pid={} ppid={} port={}", ev.hdr.type, pid, ev.ppid,
+                      ev.port);
         switch (ev.hdr.type) {
             case SONDE_EVENT_PROC_EXEC: apply(discovery_.on_exec(pid)); break;
+            case SONDE_EVENT_PROC_FORK:
+                // Same question as after an exec: does this process match now?
+                apply(discovery_.on_exec(pid));
+                if (!discovery_.is_tracked(pid)) tracer_->untrack_pid(pid);
+                break;
             case SONDE_EVENT_PROC_EXIT: apply(discovery_.on_exit(pid)); break;
-            case SONDE_EVENT_LISTEN: apply(discovery_.on_listen(pid, ev.port)); break;
-            case SONDE_EVENT_CONNECT_WATCHED: apply(discovery_.on_connect(pid, ev.port)); break;
+            case SONDE_EVENT_LISTEN:
+                apply(discovery_.on_listen(pid, ev.port));
+                // On a watched port the kernel tracked it already; discovery decides.
+                if (!discovery_.is_tracked(pid)) tracer_->untrack_pid(pid);
+                break;
+            case SONDE_EVENT_CONNECT_WATCHED:
+                apply(discovery_.on_connect(pid, ev.port));
+                // The kernel tracked it provisionally; discovery had the last word.
+                if (!discovery_.is_tracked(pid)) tracer_->untrack_pid(pid);
+                break;
             default: break;
         }
     }
@@ -200,6 +216,21 @@ private:
             }
         }
         self_.instrumented_processes = discovery_.tracked_count();
+    }
+
+    // The kernel's PID filter may hold entries discovery does not know: ones
+    // the kernel added on connect() whose record was lost, or left behind by a
+    // lost exit record. Entries younger than the grace period may still have
+    // their record on the way.
+    void reconcile_kernel_filter() {
+        constexpr uint64_t kGraceNs = 2'000'000'000ull;
+        const uint64_t now = clock_ns(CLOCK_MONOTONIC);
+        for (const auto& entry : tracer_->kernel_tracked_pids()) {
+            if (discovery_.is_tracked(entry.pid)) continue;
+            if (now < entry.value.since_ns + kGraceNs) continue;
+            tracer_->untrack_pid(entry.pid);
+            spdlog::debug("removed stale kernel filter entry pid={}", entry.pid);
+        }
     }
 
     void housekeeping() {

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <stdexcept>
 #include <string_view>
 #include <vector>
@@ -19,9 +20,16 @@ namespace {
 
 int libbpf_log(enum libbpf_print_level level, const char* format, va_list args) {
     if (level == LIBBPF_DEBUG && !spdlog::should_log(spdlog::level::trace)) return 0;
-    char line[1024];
-    int n = std::vsnprintf(line, sizeof line, format, args);
-    std::string_view text(line, n > 0 ? std::min<size_t>(size_t(n), sizeof line - 1) : 0);
+    // Verifier logs arrive as one long message: size it first, then format.
+    va_list again;
+    va_copy(again, args);
+    const int n = std::vsnprintf(nullptr, 0, format, again);
+    va_end(again);
+    if (n <= 0) return 0;
+    std::string line(size_t(n) + 1, '\0');
+    std::vsnprintf(line.data(), line.size(), format, args);
+    line.resize(size_t(n));
+    std::string_view text(line);
     while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
     switch (level) {
         case LIBBPF_WARN: spdlog::warn("libbpf: {}", text); break;
@@ -97,6 +105,9 @@ int SocketTracer::ring_callback(void* ctx, void* data, size_t size) {
 void SocketTracer::track_pid(uint32_t pid, uint64_t start_time_ticks) {
     sonde_tracked_pid value{};
     value.proc_start_ns = start_time_ticks;
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    value.since_ns = uint64_t(now.tv_sec) * 1'000'000'000ull + uint64_t(now.tv_nsec);
     if (bpf_map__update_elem(skel_->maps.tracked_pids, &pid, sizeof pid, &value, sizeof value,
                              BPF_ANY) != 0)
         spdlog::warn("cannot track pid {}: {}", pid, std::strerror(errno));
@@ -109,6 +120,23 @@ void SocketTracer::untrack_pid(uint32_t pid) {
 void SocketTracer::watch_port(uint16_t port) {
     uint8_t one = 1;
     bpf_map__update_elem(skel_->maps.watched_ports, &port, sizeof port, &one, sizeof one, BPF_ANY);
+}
+
+std::vector<SocketTracer::KernelTrackedPid> SocketTracer::kernel_tracked_pids() const {
+    std::vector<KernelTrackedPid> out;
+    uint32_t key = 0;
+    uint32_t next = 0;
+    const uint32_t* prev = nullptr;
+    while (out.size() < SONDE_MAX_TRACKED_PIDS &&
+           bpf_map__get_next_key(skel_->maps.tracked_pids, prev, &next, sizeof next) == 0) {
+        KernelTrackedPid entry{next, {}};
+        if (bpf_map__lookup_elem(skel_->maps.tracked_pids, &next, sizeof next, &entry.value,
+                                 sizeof entry.value, 0) == 0)
+            out.push_back(entry);
+        key = next;
+        prev = &key;
+    }
+    return out;
 }
 
 int SocketTracer::poll(int timeout_ms) {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "sonde_events.h"
 
@@ -43,6 +44,13 @@ public:
     void track_pid(uint32_t pid, uint64_t start_time_ticks);
     void untrack_pid(uint32_t pid);
     void watch_port(uint16_t port);
+
+    struct KernelTrackedPid {
+        uint32_t pid;
+        sonde_tracked_pid value;
+    };
+    // Every entry of the kernel's PID filter, for reconciliation with discovery.
+    std::vector<KernelTrackedPid> kernel_tracked_pids() const;
 
     // Waits up to timeout_ms for a wake-up, then drains whatever is in the
     // ring (records are delivered without wake-ups). Returns records handled.

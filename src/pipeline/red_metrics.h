@@ -44,7 +44,7 @@ private:
     std::vector<double> size_buckets_;
     size_t max_series_;
     uint64_t dropped_series_ = 0;
-    // key: metric family index + '\x1f'-joined label values
+    // One map per metric family; key: '\x1f'-joined label values, in label order
     std::unordered_map<std::string, HistogramData> histograms_[6];
 };
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 namespace sonde::exporter {
@@ -43,7 +44,8 @@ private:
 };
 
 // Pure request check, exposed for tests and fuzzing: given the raw request
-// bytes, the HTTP status to answer (200, 400, 404, 405, 413) .
+// bytes, the HTTP status to answer (200, 400, 404, 405, 413), or 0 while the
+// request is still incomplete and within max_bytes.
 int classify_scrape_request(std::string_view request, std::string_view path, size_t max_bytes);
 
 }  // namespace sonde::exporter

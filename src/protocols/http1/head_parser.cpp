@@ -1,0 +1,431 @@
+// Pure HTTP/1 head parsing (RFC 9112 sections 2-6) over byte views.
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "protocols/http1/http1.h"
+#include "protocols/http1/http1_internal.h"
+
+namespace sonde::protocols::http1 {
+
+namespace internal {
+
+bool is_tchar(uint8_t c) {
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
+    constexpr std::string_view kSymbols = "!#$%&'*+-.^_`|~";
+    return kSymbols.find(static_cast<char>(c)) != std::string_view::npos;
+}
+
+bool start_line_prefix_ok(std::span<const uint8_t> bytes, bool is_request) {
+    const size_t n = std::min<size_t>(bytes.size(), 16);
+    if (!is_request) {
+        // "HTTP/1.x ddd": '#' stands for a digit.
+        constexpr std::string_view kShape = "HTTP/1.# ###";
+        for (size_t i = 0; i < n && i < kShape.size(); ++i) {
+            const uint8_t c = bytes[i];
+            const bool ok = kShape[i] == '#' ? (c >= '0' && c <= '9') : c == kShape[i];
+            if (!ok) return false;
+        }
+        return true;
+    }
+    size_t i = 0;
+    while (i < n && is_tchar(bytes[i])) ++i;
+    if (i == n) return true;
+    if (i == 0 || bytes[i] != ' ') return false;
+    ++i;
+    // The request-target must start right after a single space.
+    return i == n || (bytes[i] > 0x20 && bytes[i] != 0x7f);
+}
+
+std::optional<size_t> HeaderBlockScanner::feed(std::span<const uint8_t> bytes) {
+    const uint8_t* data = bytes.data();
+    const size_t n = bytes.size();
+    size_t i = 0;
+    while (i < n) {
+        const void* hit = std::memchr(data + i, '\n', n - i);
+        const size_t eol = hit ? static_cast<size_t>(static_cast<const uint8_t*>(hit) - data) : n;
+        if (eol > i) {
+            if (line_length_ == 0) line_starts_with_cr_ = data[i] == '\r';
+            line_length_ += eol - i;
+        }
+        if (!hit) return std::nullopt;
+        const bool empty = line_length_ == 0 || (line_length_ == 1 && line_starts_with_cr_);
+        line_length_ = 0;
+        line_starts_with_cr_ = false;
+        i = eol + 1;
+        if (empty) return i;
+        ++complete_lines_;
+    }
+    return std::nullopt;
+}
+
+}  // namespace internal
+
+namespace {
+
+using internal::is_tchar;
+using internal::kErrHeadTooLarge;
+
+constexpr std::string_view kErrRequestLine = "malformed request line";
+constexpr std::string_view kErrMethod = "method is not a token";
+constexpr std::string_view kErrTarget = "malformed request target";
+constexpr std::string_view kErrStatusLine = "malformed status line";
+constexpr std::string_view kErrStatusCode = "status code out of range";
+constexpr std::string_view kErrVersion = "not HTTP/1.x";
+constexpr std::string_view kErrNoColon = "header line without colon";
+constexpr std::string_view kErrFieldName = "malformed header name";
+constexpr std::string_view kErrFieldValue = "control character in header value";
+constexpr std::string_view kErrObsFold = "continuation line without a header";
+constexpr std::string_view kErrTooManyHeaders = "too many headers";
+constexpr std::string_view kErrContentLength = "invalid Content-Length";
+constexpr std::string_view kErrConflictingLength = "conflicting Content-Length values";
+constexpr std::string_view kErrTransferCoding = "request transfer coding is not chunked";
+
+std::string_view as_chars(std::span<const uint8_t> bytes) {
+    return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+char ascii_lower(char c) {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+    }
+    return true;
+}
+
+bool is_ows(char c) {
+    return c == ' ' || c == '\t';
+}
+
+std::string_view trim_ows(std::string_view s) {
+    while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
+    while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
+    return s;
+}
+
+std::string_view strip_cr(std::string_view line) {
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    return line;
+}
+
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+
+// field-vchar / SP / HTAB; obs-text (>= 0x80) is tolerated as RFC 9110 allows.
+bool is_field_value_text(std::string_view s) {
+    for (char ch : s) {
+        const auto c = static_cast<uint8_t>(ch);
+        if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+    }
+    return true;
+}
+
+bool parse_version(std::string_view v, int& minor) {
+    if (v.size() != 8 || v.substr(0, 7) != "HTTP/1." || !is_digit(v[7])) return false;
+    minor = v[7] - '0';
+    return true;
+}
+
+bool parse_decimal(std::string_view s, uint64_t& out) {
+    if (s.empty()) return false;
+    uint64_t value = 0;
+    for (char c : s) {
+        if (!is_digit(c)) return false;
+        const auto digit = static_cast<uint64_t>(c - '0');
+        if (value > (UINT64_MAX - digit) / 10) return false;
+        value = value * 10 + digit;
+    }
+    out = value;
+    return true;
+}
+
+// Calls fn(element) for each comma-separated element of a list-valued field,
+// trimmed of OWS. Stops and returns false as soon as fn does.
+template <typename Fn>
+bool for_each_element(std::string_view value, Fn&& fn) {
+    while (true) {
+        const size_t comma = value.find(',');
+        if (!fn(trim_ows(value.substr(0, comma)))) return false;
+        if (comma == std::string_view::npos) return true;
+        value.remove_prefix(comma + 1);
+    }
+}
+
+std::string_view parse_request_line(std::string_view line, MessageHead& head) {
+    const size_t sp1 = line.find(' ');
+    if (sp1 == std::string_view::npos) return kErrRequestLine;
+    const std::string_view method = line.substr(0, sp1);
+    if (method.empty()) return kErrMethod;
+    for (char c : method) {
+        if (!is_tchar(static_cast<uint8_t>(c))) return kErrMethod;
+    }
+    const std::string_view rest = line.substr(sp1 + 1);
+    const size_t sp2 = rest.find(' ');
+    // A line without a version would be HTTP/0.9, which is not HTTP/1.x.
+    if (sp2 == std::string_view::npos) return kErrRequestLine;
+    const std::string_view target = rest.substr(0, sp2);
+    if (target.empty()) return kErrTarget;
+    for (char ch : target) {
+        const auto c = static_cast<uint8_t>(ch);
+        if (c <= 0x20 || c == 0x7f) return kErrTarget;
+    }
+    int minor = 0;
+    if (!parse_version(rest.substr(sp2 + 1), minor)) return kErrVersion;
+    head.is_request = true;
+    head.method.assign(method);
+    head.target.assign(target);
+    head.version_minor = minor;
+    return {};
+}
+
+std::string_view parse_status_line(std::string_view line, MessageHead& head) {
+    int minor = 0;
+    if (line.size() < 8 || !parse_version(line.substr(0, 8), minor)) return kErrVersion;
+    // Many servers omit the reason phrase and its leading space: "HTTP/1.1 200".
+    if (line.size() < 12 || line[8] != ' ') return kErrStatusLine;
+    if (!is_digit(line[9]) || !is_digit(line[10]) || !is_digit(line[11])) return kErrStatusLine;
+    if (line.size() > 12 && (line[12] != ' ' || !is_field_value_text(line.substr(13)))) {
+        return kErrStatusLine;
+    }
+    const int status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+    if (status < 100 || status > 599) return kErrStatusCode;
+    head.is_request = false;
+    head.status = status;
+    head.version_minor = minor;
+    return {};
+}
+
+// What the header fields said about framing and connection management; only
+// turned into MessageHead flags once all fields are known.
+struct FramingFields {
+    bool transfer_encoding = false;
+    bool last_coding_chunked = false;
+    bool close = false;
+    bool keep_alive = false;
+    bool upgrade = false;
+    bool host_seen = false;
+    bool traceparent_seen = false;
+};
+
+std::string_view apply_field(std::string_view name, std::string_view value, MessageHead& head,
+                             FramingFields& fields) {
+    if (iequals(name, "content-length")) {
+        // A list of identical values ("5, 5") is what proxies produce when
+        // merging duplicates; RFC 9110 section 8.6 lets recipients accept it.
+        bool ok = for_each_element(value, [&](std::string_view element) {
+            uint64_t length = 0;
+            if (!parse_decimal(element, length)) return false;
+            if (head.content_length && *head.content_length != length) return false;
+            head.content_length = length;
+            return true;
+        });
+        if (!ok) {
+            uint64_t ignored = 0;
+            const bool all_numbers = for_each_element(
+                value, [&](std::string_view e) { return parse_decimal(e, ignored); });
+            return all_numbers ? kErrConflictingLength : kErrContentLength;
+        }
+    } else if (iequals(name, "transfer-encoding")) {
+        fields.transfer_encoding = true;
+        for_each_element(value, [&](std::string_view element) {
+            if (element.empty()) return true;
+            const std::string_view coding = trim_ows(element.substr(0, element.find(';')));
+            fields.last_coding_chunked = iequals(coding, "chunked");
+            return true;
+        });
+    } else if (iequals(name, "connection")) {
+        for_each_element(value, [&](std::string_view option) {
+            if (iequals(option, "close")) fields.close = true;
+            if (iequals(option, "keep-alive")) fields.keep_alive = true;
+            if (iequals(option, "upgrade")) fields.upgrade = true;
+            return true;
+        });
+    } else if (iequals(name, "host")) {
+        if (!fields.host_seen) head.host.assign(value);
+        fields.host_seen = true;
+    } else if (iequals(name, "traceparent")) {
+        if (!fields.traceparent_seen) head.traceparent.assign(value);
+        fields.traceparent_seen = true;
+    } else if (iequals(name, "tracestate")) {
+        // W3C trace context: several tracestate fields form one list.
+        if (!head.tracestate.empty() && !value.empty()) head.tracestate += ',';
+        head.tracestate.append(value);
+    }
+    return {};
+}
+
+}  // namespace
+
+HeadParseResult parse_head(std::span<const uint8_t> bytes, bool is_request, const Limits& limits) {
+    HeadParseResult result;
+    const std::string_view text = as_chars(bytes);
+    const size_t limit = limits.max_head_bytes;
+    const auto invalid = [&result](std::string_view error) {
+        result.status = ParseStatus::Invalid;
+        result.error = error;
+        result.consumed = 0;
+        return result;
+    };
+    const auto need_more = [&]() {
+        if (text.size() >= limit) return invalid(kErrHeadTooLarge);
+        result.status = ParseStatus::NeedMore;
+        return result;
+    };
+
+    // RFC 9112 section 2.2: ignore empty lines received before a start line.
+    size_t pos = 0;
+    while (pos < text.size() && (text[pos] == '\n' || text.substr(pos, 2) == "\r\n")) {
+        pos += text[pos] == '\n' ? 1 : 2;
+    }
+
+    size_t eol = text.find('\n', pos);
+    if (eol == std::string_view::npos) {
+        if (!internal::start_line_prefix_ok(bytes.subspan(pos), is_request)) {
+            return invalid(is_request ? kErrRequestLine : kErrStatusLine);
+        }
+        return need_more();
+    }
+    if (eol + 1 > limit) return invalid(kErrHeadTooLarge);
+    const std::string_view start_line = strip_cr(text.substr(pos, eol - pos));
+    const std::string_view start_error = is_request ? parse_request_line(start_line, result.head)
+                                                    : parse_status_line(start_line, result.head);
+    if (!start_error.empty()) return invalid(start_error);
+    pos = eol + 1;
+
+    FramingFields fields;
+    size_t field_count = 0;
+    // A field is applied only when the next line shows it has no obs-fold
+    // continuation; `folded` holds its value once continuations are joined.
+    std::string_view field_name;
+    std::string_view field_value;
+    std::string folded;
+    bool have_field = false;
+    bool value_is_folded = false;
+    while (true) {
+        eol = text.find('\n', pos);
+        if (eol == std::string_view::npos) return need_more();
+        if (eol + 1 > limit) return invalid(kErrHeadTooLarge);
+        const std::string_view line = strip_cr(text.substr(pos, eol - pos));
+        pos = eol + 1;
+        if (!line.empty() && is_ows(line.front())) {
+            // obs-fold (RFC 9112 section 5.2): replace the fold with a space.
+            if (!have_field) return invalid(kErrObsFold);
+            const std::string_view more = trim_ows(line);
+            if (!is_field_value_text(more)) return invalid(kErrFieldValue);
+            if (!value_is_folded) folded.assign(field_value);
+            value_is_folded = true;
+            if (!more.empty()) {
+                if (!folded.empty()) folded += ' ';
+                folded.append(more);
+            }
+            field_value = folded;
+            continue;
+        }
+        if (have_field) {
+            const std::string_view error =
+                apply_field(field_name, field_value, result.head, fields);
+            if (!error.empty()) return invalid(error);
+            have_field = false;
+        }
+        if (line.empty()) break;
+
+        const size_t colon = line.find(':');
+        if (colon == std::string_view::npos) return invalid(kErrNoColon);
+        field_name = line.substr(0, colon);
+        if (field_name.empty()) return invalid(kErrFieldName);
+        for (char c : field_name) {
+            // Also rejects whitespace before the colon (RFC 9112 section 5.1).
+            if (!is_tchar(static_cast<uint8_t>(c))) return invalid(kErrFieldName);
+        }
+        field_value = trim_ows(line.substr(colon + 1));
+        if (!is_field_value_text(field_value)) return invalid(kErrFieldValue);
+        if (++field_count > limits.max_headers) return invalid(kErrTooManyHeaders);
+        have_field = true;
+        value_is_folded = false;
+    }
+
+    MessageHead& head = result.head;
+    if (fields.transfer_encoding) {
+        // RFC 9112 section 6.3: Transfer-Encoding overrides Content-Length.
+        head.content_length.reset();
+        if (fields.last_coding_chunked) {
+            head.chunked = true;
+        } else if (is_request) {
+            return invalid(kErrTransferCoding);
+        } else {
+            head.connection_close = true;  // the body runs until close
+        }
+    }
+    head.upgrade = fields.upgrade;
+    if (fields.close || (head.version_minor == 0 && !fields.keep_alive)) {
+        head.connection_close = true;
+    }
+    result.status = ParseStatus::Complete;
+    result.consumed = pos;
+    return result;
+}
+
+bool looks_like_message_start(std::span<const uint8_t> bytes, bool is_request) {
+    if (!is_request) {
+        // "HTTP/1.x ddd" with a status class that exists.
+        return bytes.size() >= 12 && internal::start_line_prefix_ok(bytes, false) &&
+               bytes[9] >= '1' && bytes[9] <= '5';
+    }
+    // Any token is a valid method, but detection only trusts the uppercase
+    // shape every registered method has: "HTTP/1.1 200" and most binary
+    // protocols then fail here, which keeps responses from passing as requests.
+    const size_t n = std::min<size_t>(bytes.size(), 16);
+    size_t i = 0;
+    while (i < n && ((bytes[i] >= 'A' && bytes[i] <= 'Z') || bytes[i] == '-' || bytes[i] == '_')) {
+        ++i;
+    }
+    if (i == 0 || i + 1 >= n || bytes[i] != ' ') return false;
+    // "PRI * HTTP/2.0" is the HTTP/2 connection preface, not an HTTP/1 method.
+    if (i == 3 && std::memcmp(bytes.data(), "PRI", 3) == 0) return false;
+    const uint8_t first = bytes[i + 1];
+    // origin-form, asterisk-form, absolute-form or authority-form.
+    return first == '/' || first == '*' || (first >= 'a' && first <= 'z') ||
+           (first >= 'A' && first <= 'Z') || (first >= '0' && first <= '9');
+}
+
+BodyFraming body_framing(const MessageHead& head, std::string_view request_method) {
+    if (!head.is_request) {
+        const int status = head.status;
+        if ((status >= 100 && status < 200) || status == 204 || status == 304) {
+            return BodyFraming::None;
+        }
+        if (request_method == "HEAD") return BodyFraming::None;
+        // A successful CONNECT turns the connection into a tunnel right away.
+        if (request_method == "CONNECT" && status >= 200 && status < 300) return BodyFraming::None;
+    }
+    if (head.chunked) return BodyFraming::Chunked;
+    if (head.content_length) return BodyFraming::ContentLength;
+    return head.is_request ? BodyFraming::None : BodyFraming::UntilClose;
+}
+
+std::string path_of_target(std::string_view target) {
+    // absolute-form: scheme "://" authority [path] (RFC 3986 section 3).
+    const size_t scheme_end = target.find("://");
+    if (scheme_end != std::string_view::npos && scheme_end > 0 &&
+        ((target[0] >= 'a' && target[0] <= 'z') || (target[0] >= 'A' && target[0] <= 'Z'))) {
+        const std::string_view scheme = target.substr(0, scheme_end);
+        const bool scheme_ok = std::all_of(scheme.begin(), scheme.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '+' ||
+                   c == '-' || c == '.';
+        });
+        if (scheme_ok) {
+            const std::string_view rest = target.substr(scheme_end + 3);
+            const size_t path_start = rest.find_first_of("/?#");
+            if (path_start == std::string_view::npos || rest[path_start] != '/') return "/";
+            target = rest.substr(path_start);
+        }
+    }
+    return std::string(target.substr(0, target.find_first_of("?#")));
+}
+
+}  // namespace sonde::protocols::http1

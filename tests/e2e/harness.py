@@ -1,0 +1,357 @@
+"""Shared machinery of Sonde's end-to-end tests: start the real agent, real
+servers and clients, speak raw HTTP/1.1 to them, and read what the agent
+reports (spans on stdout, metrics on its Prometheus endpoint, logs on stderr).
+
+Everything runs on loopback, on ports the kernel picks, and every wait is a
+bounded poll for a condition rather than a fixed sleep.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SERVERS = os.path.join(REPO, "tests", "e2e", "servers")
+AGENT = os.environ.get("SONDE_AGENT", os.path.join(REPO, "build", "sonde"))
+CACHE = os.environ.get("SONDE_E2E_CACHE", os.path.join(REPO, "build", "e2e-cache"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Agent:
+    """The sonde binary under test, with its outputs captured to files."""
+
+    def __init__(self, env=None, wrapper=None):
+        self.workdir = tempfile.mkdtemp(prefix="sonde-e2e-agent-")
+        self.stdout_path = os.path.join(self.workdir, "stdout")
+        self.stderr_path = os.path.join(self.workdir, "stderr")
+        self.prometheus_port = free_port()
+        self.env = dict(os.environ)
+        for key in list(self.env):
+            if key.startswith(("SONDE_", "BEYLA_", "OTEL_")):
+                del self.env[key]
+        self.env.update({
+            "SONDE_TRACE_PRINTER": "json",
+            "SONDE_PROMETHEUS_PORT": str(self.prometheus_port),
+            "SONDE_PROMETHEUS_ADDRESS": "127.0.0.1",
+            "SONDE_LOG_LEVEL": "info",
+        })
+        self.env.update(env or {})
+        self.wrapper = wrapper or []
+        self.proc = None
+
+    def start(self, wait_ready=True):
+        self._out = open(self.stdout_path, "wb")
+        self._err = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(self.wrapper + [AGENT], env=self.env, stdout=self._out,
+                                     stderr=self._err, stdin=subprocess.DEVNULL)
+        if wait_ready:
+            self.wait_log(r"sonde \S+ running", timeout=30)
+        return self
+
+    def logs(self):
+        with open(self.stderr_path, "r", errors="replace") as f:
+            return f.read()
+
+    def wait_log(self, pattern, timeout=10):
+        regex = re.compile(pattern)
+
+        def found():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"agent exited ({self.proc.returncode}):\n{self.logs()}")
+            return regex.search(self.logs())
+        return wait_until(found, timeout, what=f"agent log /{pattern}/")
+
+    def wait_instrumented(self, pid, timeout=10):
+        return self.wait_log(rf"instrumenting process pid={pid} ", timeout)
+
+    def wait_server_instrumented(self, server, timeout=10):
+        """Waits until every process of `server` (nginx: master and worker) is
+        instrumented, recognised by its executable in the log line."""
+        pattern = re.compile(rf"instrumenting process pid=\d+ exe=\S*{server.exe_hint}")
+        wanted = server.process_count
+
+        def enough():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"agent exited ({self.proc.returncode}):\n{self.logs()}")
+            return len(pattern.findall(self.logs())) >= wanted
+        return wait_until(enough, timeout, what=f"{wanted} {server.exe_hint} process(es) instrumented")
+
+    def spans(self):
+        out = []
+        with open(self.stdout_path, "r", errors="replace") as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith("{"):
+                    out.append(json.loads(line))
+        return out
+
+    def metrics_text(self):
+        url = f"http://127.0.0.1:{self.prometheus_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.read().decode()
+
+    def metrics(self):
+        return parse_prometheus(self.metrics_text())
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for f in (getattr(self, "_out", None), getattr(self, "_err", None)):
+            if f:
+                f.close()
+        return self.proc.returncode if self.proc else None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        if not exc[0]:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        else:
+            print(f"agent outputs kept in {self.workdir}")
+
+
+_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_prometheus(text):
+    """[(name, {label: value}, float)] for every sample line."""
+    samples = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _LINE.match(line)
+        if not m:
+            raise AssertionError(f"unparseable metrics line: {line!r}")
+        labels = dict(_LABEL.findall(m.group(3) or ""))
+        samples.append((m.group(1), labels, float(m.group(4))))
+    return samples
+
+
+def metric_sum(samples, name, **labels):
+    return sum(v for n, l, v in samples
+               if n == name and all(l.get(k) == str(val) for k, val in labels.items()))
+
+
+class Server:
+    """A real server program that prints 'READY <port>' when it accepts."""
+
+    def __init__(self, argv, port, cwd=None, env=None, name="server", exe_hint=None,
+                 process_count=1):
+        self.argv, self.port, self.cwd, self.name = argv, port, cwd, name
+        self.exe_hint = exe_hint or os.path.basename(argv[0])
+        self.process_count = process_count
+        self.env = env
+        self.proc = None
+
+    def start(self, timeout=60):
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env,
+                                     stdout=subprocess.PIPE, stderr=self.log,
+                                     stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            if line.startswith(b"READY"):
+                self.ready_at = time.monotonic()
+                return self
+        self.stop()
+        self.log.seek(0)
+        raise AssertionError(f"{self.name} did not start: {self.log.read().decode(errors='replace')}")
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def go_binary(source, name):
+    """Builds a Go program from tests/e2e/servers once per checkout."""
+    os.makedirs(CACHE, exist_ok=True)
+    out = os.path.join(CACHE, name)
+    src = os.path.join(SERVERS, source)
+    if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(src):
+        env = dict(os.environ, GO111MODULE="off", GOPATH=os.path.join(CACHE, "gopath"),
+                   GOCACHE=os.path.join(CACHE, "gocache"), GOFLAGS="")
+        subprocess.run(["go", "build", "-o", out, src], check=True, env=env,
+                       stdout=subprocess.DEVNULL)
+    return out
+
+
+def python_server(port):
+    return Server(["python3", os.path.join(SERVERS, "http_server.py"), str(port)], port,
+                  name="python http.server", exe_hint="python3")
+
+
+def node_server(port):
+    return Server(["node", os.path.join(SERVERS, "http_server.js"), str(port)], port,
+                  name="node http", exe_hint="node")
+
+
+def go_server(port):
+    return Server([go_binary("http_server.go", "go_http_server"), str(port)], port,
+                  name="go net/http", exe_hint="go_http_server")
+
+
+def java_server(port):
+    return Server(["java", os.path.join(SERVERS, "HttpServerMain.java"), str(port)], port,
+                  name="java httpserver", exe_hint="java")
+
+
+def nginx_server(port):
+    workdir = tempfile.mkdtemp(prefix="sonde-e2e-nginx-")
+    return Server(["python3", os.path.join(SERVERS, "nginx_server.py"), str(port), workdir],
+                  port, name="nginx", exe_hint="nginx", process_count=2)
+
+
+# ---- a raw HTTP/1.1 client: exact control over keep-alive and pipelining
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status, self.headers, self.body = status, headers, body
+
+
+class RawConnection:
+    def __init__(self, port, timeout=30):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self):
+        chunk = self.sock.recv(1 << 16)
+        if not chunk:
+            raise ConnectionError("connection closed by server")
+        self.buf += chunk
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def read_response(self, head=False):
+        while True:
+            status_line = self._line()
+            status = int(status_line.split()[1])
+            headers = {}
+            while True:
+                line = self._line()
+                if not line:
+                    break
+                k, v = line.decode().split(":", 1)
+                headers[k.strip().lower()] = v.strip()
+            if 100 <= status < 200:
+                continue  # interim response
+            break
+        body = b""
+        if head or status in (204, 304):
+            pass
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            while True:
+                size = int(self._line().split(b";")[0], 16)
+                if size == 0:
+                    while self._line():
+                        pass
+                    break
+                body += self._exact(size)
+                self._exact(2)
+        elif "content-length" in headers:
+            body = self._exact(int(headers["content-length"]))
+        else:
+            try:
+                while True:
+                    self._fill()
+            except ConnectionError:
+                body, self.buf = self.buf, b""
+        return Response(status, headers, body)
+
+
+def request_bytes(method, path, body=None, close=False, headers=None):
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    for k, v in (headers or {}).items():
+        lines.append(f"{k}: {v}")
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
+    if close:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+
+
+def bpftool_json(*args):
+    out = subprocess.run(["bpftool", "-j", *args], check=True, capture_output=True).stdout
+    return json.loads(out or b"[]")
+
+
+# Program names of bpf/socket_trace.bpf.c as the kernel shows them (15 chars).
+def sonde_program_names():
+    names = set()
+    with open(os.path.join(REPO, "bpf", "socket_trace.bpf.c")) as f:
+        src = f.read()
+    for m in re.finditer(r"^int ([a-z_0-9]+)\(", src, re.M):
+        names.add(m.group(1)[:15])
+    for m in re.finditer(r"SONDE_TRACEPOINTS\((\w+),", src):
+        names.add(f"tp_enter_{m.group(1)}"[:15])
+        names.add(f"tp_exit_{m.group(1)}"[:15])
+    return names
+
+
+def loaded_sonde_programs():
+    wanted = sonde_program_names()
+    return [p for p in bpftool_json("prog", "show") if p.get("name") in wanted]

@@ -1,0 +1,108 @@
+"""Acceptance: late servers are picked up quickly, exited ones are forgotten
+(kernel map entries too), shutdown leaves no program behind, and a run
+without privileges says which capabilities are missing."""
+
+import re
+import signal
+import subprocess
+import time
+import unittest
+
+import harness as h
+
+
+def tracked_pids_in_kernel():
+    maps = [m for m in h.bpftool_json("map", "show") if m.get("name") == "tracked_pids"]
+    pids = set()
+    for m in maps:
+        for entry in h.bpftool_json("map", "dump", "id", str(m["id"])):
+            key = entry.get("key")
+            if isinstance(key, list):  # raw bytes as hex strings
+                pids.add(int.from_bytes(bytes(int(b, 16) for b in key), "little"))
+            elif isinstance(key, int):
+                pids.add(key)
+    return pids
+
+
+class LifecycleTest(unittest.TestCase):
+    def test_late_server_instrumented_within_2s_and_forgotten_on_exit(self):
+        port = h.free_port()
+        with h.Agent(env={"SONDE_OPEN_PORT": str(port)}) as agent:
+            srv = h.python_server(port).start()
+            try:
+                agent.wait_instrumented(srv.pid, timeout=2.0 + (time.monotonic() - srv.ready_at))
+                elapsed = time.monotonic() - srv.ready_at
+                self.assertLess(elapsed, 2.0)
+                self.assertIn(srv.pid, tracked_pids_in_kernel())
+                conn = h.RawConnection(port)
+                conn.send(h.request_bytes("GET", "/status/200", close=True))
+                self.assertEqual(conn.read_response().status, 200)
+                conn.close()
+                h.wait_until(lambda: any(s["local_port"] == port for s in agent.spans()), 5,
+                             what="a span from the late server")
+            finally:
+                srv.stop()
+            agent.wait_log(rf"forgetting process pid={srv.pid}\b", timeout=5)
+            h.wait_until(lambda: srv.pid not in tracked_pids_in_kernel(), 5,
+                         what="kernel map entry removed")
+
+    def test_exe_path_selector_and_service_name_from_executable(self):
+        port = h.free_port()
+        with h.Agent(env={"SONDE_EXECUTABLE_NAME": "go_http_server$"}) as agent:
+            with h.go_server(port) as srv:
+                m = agent.wait_instrumented(srv.pid, timeout=5)
+                self.assertIn("service=go_http_server", agent.logs())
+
+
+class ShutdownTest(unittest.TestCase):
+    def assert_no_programs_left(self):
+        h.wait_until(lambda: not h.loaded_sonde_programs(), 5, what="programs unloaded")
+
+    def test_sigterm_detaches_within_2s(self):
+        agent = h.Agent(env={"SONDE_OPEN_PORT": str(h.free_port())}).start()
+        self.assertTrue(h.loaded_sonde_programs())
+        t0 = time.monotonic()
+        rc = agent.stop(signal.SIGTERM)
+        self.assertLess(time.monotonic() - t0, 2.0)
+        self.assertEqual(rc, 0)
+        self.assert_no_programs_left()
+
+    def test_sigkill_leaves_nothing_loaded(self):
+        agent = h.Agent(env={"SONDE_OPEN_PORT": str(h.free_port())}).start()
+        self.assertTrue(h.loaded_sonde_programs())
+        agent.stop(signal.SIGKILL)
+        self.assert_no_programs_left()
+
+    def test_unprivileged_run_names_missing_capabilities(self):
+        out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                              h.AGENT], capture_output=True, timeout=30)
+        self.assertEqual(out.returncode, 1)
+        err = out.stderr.decode()
+        for cap in ("CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"):
+            self.assertIn(cap, err)
+
+
+class TracefsModeTest(unittest.TestCase):
+    """With tracefs mounted the agent uses per-syscall tracepoints; the same
+    requests must give the same result as with raw syscall tracepoints."""
+
+    def test_per_syscall_tracepoints_when_tracefs_mounted(self):
+        port = h.free_port()
+        wrapper = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                   "mount -t tracefs nodev /sys/kernel/tracing && exec \"$0\"", ]
+        with h.python_server(port) as srv, \
+                h.Agent(env={"SONDE_OPEN_PORT": str(port)}, wrapper=wrapper) as agent:
+            self.assertIn("per-syscall tracepoints", agent.logs())
+            agent.wait_instrumented(srv.pid)
+            conn = h.RawConnection(port)
+            for path in ("/status/200", "/status/500", "/chunked/5000"):
+                conn.send(h.request_bytes("GET", path))
+                conn.read_response()
+            conn.close()
+            h.wait_until(lambda: h.metric_sum(agent.metrics(),
+                                              "http_server_request_duration_seconds_count",
+                                              server_port=port) == 3, 10, what="3 requests")
+
+
+if __name__ == "__main__":
+    unittest.main()
