@@ -312,6 +312,44 @@ static __always_inline __u32 capture__iovec(struct data_scratch *s, __u64 iov_pt
     return offset;
 }
 
+/* Copies the last bytes of a buffer that ends at `end` and holds `avail`
+ * bytes. Two fixed shapes keep the verifier's view simple: a full tail, or
+ * a short one below SONDE_TAIL_BYTES. */
+static __always_inline void capture__tail(struct sonde_data_event *ev, __u64 end, __u64 avail)
+{
+    ev->tail_length = 0;
+    if (avail >= SONDE_TAIL_BYTES) {
+        if (bpf_probe_read_user(ev->tail, SONDE_TAIL_BYTES, (const void *)(end - SONDE_TAIL_BYTES)) == 0)
+            ev->tail_length = SONDE_TAIL_BYTES;
+        return;
+    }
+    __u64 len = avail;
+    asm volatile("%[len] &= %[mask]" : [len] "+r"(len) : [mask] "i"(SONDE_TAIL_BYTES - 1));
+    if (len && bpf_probe_read_user(ev->tail, len, (const void *)(end - len)) == 0)
+        ev->tail_length = len;
+}
+
+/* The tail of an iovec payload: find the iovec holding byte `total`. */
+static __always_inline void capture__iovec_tail(struct sonde_data_event *ev, __u64 iov_ptr,
+                                                __u64 iovcnt, __u64 total)
+{
+    __u64 seen = 0;
+    ev->tail_length = 0;
+    for (__u32 i = 0; i < SONDE_MAX_TAIL_SCAN_IOVECS; i++) {
+        if (i >= iovcnt)
+            return;
+        struct iovec iov = {};
+        if (bpf_probe_read_user(&iov, sizeof(iov), (const void *)(iov_ptr + i * sizeof(iov))))
+            return;
+        if (seen + iov.iov_len >= total) {
+            __u64 used = total - seen;
+            capture__tail(ev, (__u64)iov.iov_base + used, used);
+            return;
+        }
+        seen += iov.iov_len;
+    }
+}
+
 static __always_inline int on_data_exit(__u64 pid_tgid, struct inflight_call *call, long ret)
 {
     __u64 ts_exit = bpf_ktime_get_ns();
@@ -328,22 +366,30 @@ static __always_inline int on_data_exit(__u64 pid_tgid, struct inflight_call *ca
     ev->direction = syscall__is_ingress(call->syscall) ? SONDE_DIR_INGRESS : SONDE_DIR_EGRESS;
     ev->syscall = call->syscall;
     ev->_pad0 = 0;
+    __builtin_memset(ev->_pad1, 0, sizeof(ev->_pad1));
     ev->socket_cookie = call->sock;
     ev->total_length = (__u32)ret;
     __builtin_memset(ev->segments, 0, sizeof(ev->segments));
 
     __u32 captured = 0;
+    ev->tail_length = 0;
     if (call->kind == BUFFER_FLAT) {
         captured = capture__copy(s, 0, call->buffer, (__u64)ret);
         ev->segments[0].captured = captured;
         ev->segments[0].length = (__u32)ret;
         ev->segment_count = 1;
+        if ((__u64)ret > captured)
+            capture__tail(ev, call->buffer + (__u64)ret, (__u64)ret);
     } else if (call->kind == BUFFER_IOVEC) {
         captured = capture__iovec(s, call->buffer, call->count, (__u64)ret);
+        if ((__u64)ret > captured)
+            capture__iovec_tail(ev, call->buffer, call->count, (__u64)ret);
     } else if (call->kind == BUFFER_MSGHDR) {
         struct user_msghdr msg = {};
         if (bpf_probe_read_user(&msg, sizeof(msg), (const void *)call->buffer) == 0) {
             captured = capture__iovec(s, (__u64)msg.msg_iov, msg.msg_iovlen, (__u64)ret);
+            if ((__u64)ret > captured)
+                capture__iovec_tail(ev, (__u64)msg.msg_iov, msg.msg_iovlen, (__u64)ret);
         } else {
             counter__add(SONDE_KCOUNTER_READ_USER_FAILED, 1);
             ev->segments[0].length = (__u32)ret;

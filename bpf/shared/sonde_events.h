@@ -26,6 +26,12 @@
 /* A readv/writev/sendmsg/recvmsg record describes at most this many iovecs;
  * bytes of further iovecs are counted in the last segment as uncaptured. */
 #define SONDE_MAX_SEGMENTS 8
+/* The last bytes of every payload are copied too, whatever its length: a
+ * message that ends a syscall (a chunked body's "0\r\n\r\n") stays
+ * recognisable when the bytes before it were not captured. */
+#define SONDE_TAIL_BYTES 16
+/* iovecs scanned to find where the payload ends, for the tail. */
+#define SONDE_MAX_TAIL_SCAN_IOVECS 64
 
 /* Map sizes, in one place. */
 #define SONDE_MAX_TRACKED_PIDS 16384
@@ -124,6 +130,9 @@ struct sonde_data_event {
     __u32 total_length;  /* bytes the syscall moved (its return value) */
     __u32 captured_length; /* bytes in data[] */
     struct sonde_segment segments[SONDE_MAX_SEGMENTS];
+    __u8 tail_length; /* bytes in tail[]: the payload's last bytes, 0 if unknown */
+    __u8 _pad1[7];
+    __u8 tail[SONDE_TAIL_BYTES];
     __u8 data[SONDE_MAX_CAPTURE];
 };
 #define SONDE_DATA_EVENT_HEADER_BYTES ((unsigned long)&((struct sonde_data_event *)0)->data)

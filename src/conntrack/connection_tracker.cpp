@@ -129,6 +129,7 @@ void ConnectionTracker::on_data(const ebpf::DataRecord& record) {
                                      ev.hdr.ts_enter_ns, ev.hdr.ts_exit_ns};
         offset += seg.captured;
         if (seg.length == 0) continue;
+        if (i + 1 == ev.segment_count) piece.tail = {ev.tail, ev.tail_length};
         if (!conn->handler) {
             protocols::Detection found =
                 protocols::detect_protocol(direction, piece.captured, conn->role);

@@ -14,7 +14,9 @@ static_assert(offsetof(sonde_data_event, tuple) == 40);
 static_assert(offsetof(sonde_data_event, fd) == 80);
 static_assert(offsetof(sonde_data_event, socket_cookie) == 88);
 static_assert(offsetof(sonde_data_event, segments) == 104);
-static_assert(offsetof(sonde_data_event, data) == 104 + 8 * SONDE_MAX_SEGMENTS);
+static_assert(offsetof(sonde_data_event, tail_length) == 104 + 8 * SONDE_MAX_SEGMENTS);
+static_assert(offsetof(sonde_data_event, tail) == 176);
+static_assert(offsetof(sonde_data_event, data) == 176 + SONDE_TAIL_BYTES);
 static_assert(sizeof(sonde_conn_event) == 96);
 static_assert(sizeof(sonde_proc_event) == 48);
 static_assert((SONDE_MAX_CAPTURE & (SONDE_MAX_CAPTURE - 1)) == 0, "capture size: power of two");
@@ -48,6 +50,8 @@ Record decode_data(std::span<const uint8_t> bytes) {
         captured_sum += ev.segments[i].captured;
         length_sum += ev.segments[i].length;
     }
+    if (ev.tail_length > SONDE_TAIL_BYTES || ev.tail_length > ev.total_length)
+        return DecodeError{"data record tail_length out of range"};
     if (captured_sum != ev.captured_length)
         return DecodeError{"data record segments disagree with captured_length"};
     if (length_sum != ev.total_length)

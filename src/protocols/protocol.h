@@ -33,6 +33,10 @@ struct StreamPiece {
     uint64_t length = 0;
     uint64_t ts_enter_ns = 0;  // syscall entry, CLOCK_MONOTONIC
     uint64_t ts_exit_ns = 0;   // syscall return, CLOCK_MONOTONIC
+    // The last bytes of the piece (at most 16), when they were not captured
+    // and the piece ends its syscall; empty otherwise. Lets a handler see
+    // that a message ended in this piece even when its framing was hidden.
+    std::span<const uint8_t> tail;
 };
 
 // One request and its response, as seen by the observed process.

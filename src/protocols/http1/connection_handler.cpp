@@ -46,6 +46,9 @@ enum class Phase : uint8_t {
     ChunkDataLf,
     Trailers,
     UntilClose,
+    // A chunked body whose chunk-size lines went by uncaptured: its end is
+    // recognised from a piece's tail ending with the last chunk.
+    ChunkedBlind,
 };
 
 enum class Failure : uint8_t { ParseError, LostSync, Oversized };
@@ -210,6 +213,7 @@ public:
 
 private:
     void feed(Stream& s, Direction direction, const StreamPiece& piece, std::vector<Exchange>& out);
+    static bool ends_with_last_chunk(const StreamPiece& piece);
     bool step_captured(Stream& s, const uint8_t* data, size_t captured, uint64_t& pos,
                        uint64_t first_byte_ns, const StreamPiece& piece,
                        std::vector<Exchange>& out);
@@ -262,11 +266,40 @@ void Http1ConnectionHandler::feed(Stream& s, Direction direction, const StreamPi
     }
     uint64_t pos = 0;
     while (pos < total && !opaque_) {
+        if (s.phase == Phase::ChunkedBlind && pos == 0 &&
+            looks_like_message_start(piece.captured, s.carries_requests)) {
+            // A new message began and no tail ever showed the last chunk:
+            // the blind body's end is unknown, so it is lost, not guessed.
+            fail(s, Failure::LostSync);
+            s.phase = Phase::Idle;
+            continue;
+        }
+        if (s.phase == Phase::ChunkedBlind) {
+            // Nothing inside can be read any more; only the piece's end tells.
+            s.body_bytes = saturating_add(s.body_bytes, total - pos);
+            s.last_ns = piece.ts_exit_ns;
+            if (ends_with_last_chunk(piece)) {
+                s.body_bytes -= std::min<uint64_t>(s.body_bytes, kLastChunkBytes);
+                finish_message(s, piece.ts_exit_ns, out);
+            }
+            return;
+        }
         const bool more = pos < captured
                               ? step_captured(s, data, captured, pos, first_byte_ns, piece, out)
                               : step_uncaptured(s, total - pos, pos, piece, out);
         if (!more) return;
     }
+}
+
+bool Http1ConnectionHandler::ends_with_last_chunk(const StreamPiece& piece) {
+    static constexpr uint8_t kLastChunk[] = {'0', '\r', '\n', '\r', '\n'};
+    const std::span<const uint8_t> end =
+        !piece.tail.empty() ? piece.tail
+        : piece.captured.size() == piece.length ? piece.captured
+                                                 : std::span<const uint8_t>{};
+    return end.size() >= sizeof kLastChunk &&
+           std::memcmp(end.data() + end.size() - sizeof kLastChunk, kLastChunk,
+                       sizeof kLastChunk) == 0;
 }
 
 // Consumes captured bytes from `pos`; false when the rest of the piece is dropped.
@@ -277,6 +310,7 @@ bool Http1ConnectionHandler::step_captured(Stream& s, const uint8_t* data, size_
     const uint8_t* p = data + pos;
     switch (s.phase) {
         case Phase::Seeking:
+        case Phase::ChunkedBlind:  // handled in feed()
             return false;
         case Phase::Idle: {
             // Stray CRLFs between messages (RFC 9112 section 2.2) belong to no message.
@@ -399,6 +433,12 @@ bool Http1ConnectionHandler::step_uncaptured(Stream& s, uint64_t count, uint64_t
                 finish_message(s, piece.ts_exit_ns, out);
                 return true;
             }
+            // The chunk-size line is hidden: keep the message, find its end
+            // by the tails of the pieces that follow (this one included).
+            if (s.chunk_digits == 0) {
+                s.phase = Phase::ChunkedBlind;
+                return true;
+            }
             fail(s, Failure::LostSync);
             return false;
         case Phase::Trailers:
@@ -411,6 +451,7 @@ bool Http1ConnectionHandler::step_uncaptured(Stream& s, uint64_t count, uint64_t
             fail(s, Failure::LostSync);
             return false;
         case Phase::Seeking:
+        case Phase::ChunkedBlind:  // handled in feed()
             return false;
         case Phase::Idle:
         case Phase::Head:
