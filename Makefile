@@ -22,6 +22,7 @@ build: deps $(BUILD_DIR)/CMakeCache.txt
 # socket, Prometheus on 127.0.0.1:9400, spans printed as text.
 run: build
 	SONDE_PROMETHEUS_ADDRESS=$${SONDE_PROMETHEUS_ADDRESS:-127.0.0.1} \
+	SONDE_PROMETHEUS_PORT=$${SONDE_PROMETHEUS_PORT:-9400} \
 	SONDE_TRACE_PRINTER=$${SONDE_TRACE_PRINTER:-text} \
 	$(BUILD_DIR)/sonde $(SONDE_ARGS)
 

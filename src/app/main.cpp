@@ -46,16 +46,28 @@ int64_t wall_clock_offset_ns() {
     return int64_t(clock_ns(CLOCK_REALTIME)) - int64_t(clock_ns(CLOCK_MONOTONIC));
 }
 
-// Blocks SIGINT/SIGTERM and returns a signalfd for them, so shutdown is
+// Blocks SIGINT/SIGTERM and reads them from a signalfd, so shutdown is
 // handled in the event loop rather than in a signal handler.
-int termination_signal_fd() {
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    sigprocmask(SIG_BLOCK, &mask, nullptr);
-    return signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-}
+class TerminationSignals {
+public:
+    TerminationSignals() {
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        sigprocmask(SIG_BLOCK, &mask, nullptr);
+        fd_ = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    }
+    ~TerminationSignals() {
+        if (fd_ >= 0) close(fd_);
+    }
+    TerminationSignals(const TerminationSignals&) = delete;
+    TerminationSignals& operator=(const TerminationSignals&) = delete;
+    int fd() const { return fd_; }
+
+private:
+    int fd_ = -1;
+};
 
 bool termination_requested(int sfd) {
     signalfd_siginfo info{};
@@ -73,7 +85,9 @@ public:
         tracker_.set_wall_clock_offset(wall_clock_offset_ns());
     }
 
-    int run() {
+    // `stop_fd` is a signalfd for SIGINT/SIGTERM, blocked since start-up so
+    // that a signal during loading is handled, not fatal.
+    int run(int stop_fd) {
         if (!discovery_.has_selector())
             spdlog::warn("no selector configured (SONDE_OPEN_PORT, SONDE_EXECUTABLE_NAME): "
                          "instrumenting every process with a listening TCP socket");
@@ -102,10 +116,9 @@ public:
         spdlog::info("sonde {} running: {} process(es) instrumented", SONDE_VERSION,
                      discovery_.tracked_count());
 
-        const int sfd = termination_signal_fd();
         auto next_housekeeping = std::chrono::steady_clock::now();
         auto next_rescan = next_housekeeping + kRescanInterval;
-        while (!termination_requested(sfd)) {
+        while (!termination_requested(stop_fd)) {
             int handled = tracer_->poll(kPollMs);
             if (handled < 0) spdlog::warn("ring buffer poll failed: {}", std::strerror(-handled));
             auto now = std::chrono::steady_clock::now();
@@ -122,7 +135,6 @@ public:
         spdlog::info("shutting down: detaching eBPF programs");
         if (prometheus) prometheus->stop();
         tracer_.reset();
-        close(sfd);
         return 0;
     }
 
@@ -267,6 +279,7 @@ private:
 }  // namespace
 
 int main(int argc, char** argv) {
+    const TerminationSignals signals;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         if (arg == "--version") {
@@ -309,7 +322,7 @@ int main(int argc, char** argv) {
     }
     try {
         Agent agent(loaded.config);
-        return agent.run();
+        return agent.run(signals.fd());
     } catch (const std::exception& e) {
         spdlog::error("{}", e.what());
         return 1;
