@@ -4,6 +4,8 @@
 // decode -> connection tracker + protocol handlers -> spans -> RED metrics,
 // trace printer. Discovery decides which PIDs the kernel filter lets through.
 #include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,9 +18,6 @@
 #include <optional>
 #include <string>
 #include <variant>
-
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include "config/config.h"
 #include "conntrack/connection_tracker.h"
@@ -89,8 +88,9 @@ public:
     // that a signal during loading is handled, not fatal.
     int run(int stop_fd) {
         if (!discovery_.has_selector())
-            spdlog::warn("no selector configured (SONDE_OPEN_PORT, SONDE_EXECUTABLE_NAME): "
-                         "instrumenting every process with a listening TCP socket");
+            spdlog::warn(
+                "no selector configured (SONDE_OPEN_PORT, SONDE_EXECUTABLE_NAME): "
+                "instrumenting every process with a listening TCP socket");
         ebpf::SocketTracerOptions tracer_options;
         tracer_options.capture_bytes = cfg_.capture_bytes;
         tracer_options.agent_pid = uint32_t(getpid());
@@ -166,8 +166,10 @@ private:
             ++watched;
         }
         if (watched == SONDE_MAX_WATCHED_PORTS)
-            spdlog::warn("open_port covers more than {} ports: connections to the rest are "
-                         "found by the periodic rescan only", SONDE_MAX_WATCHED_PORTS);
+            spdlog::warn(
+                "open_port covers more than {} ports: connections to the rest are "
+                "found by the periodic rescan only",
+                SONDE_MAX_WATCHED_PORTS);
     }
 
     void on_record(std::span<const uint8_t> bytes) {
@@ -190,13 +192,17 @@ private:
         spdlog::debug("process event type={} pid={} ppid={} port={}", ev.hdr.type, pid, ev.ppid,
                       ev.port);
         switch (ev.hdr.type) {
-            case SONDE_EVENT_PROC_EXEC: apply(discovery_.on_exec(pid)); break;
+            case SONDE_EVENT_PROC_EXEC:
+                apply(discovery_.on_exec(pid));
+                break;
             case SONDE_EVENT_PROC_FORK:
                 // Same question as after an exec: does this process match now?
                 apply(discovery_.on_exec(pid));
                 if (!discovery_.is_tracked(pid)) tracer_->untrack_pid(pid);
                 break;
-            case SONDE_EVENT_PROC_EXIT: apply(discovery_.on_exit(pid)); break;
+            case SONDE_EVENT_PROC_EXIT:
+                apply(discovery_.on_exit(pid));
+                break;
             case SONDE_EVENT_LISTEN:
                 apply(discovery_.on_listen(pid, ev.port));
                 // On a watched port the kernel tracked it already; discovery decides.
@@ -207,7 +213,8 @@ private:
                 // The kernel tracked it provisionally; discovery had the last word.
                 if (!discovery_.is_tracked(pid)) tracer_->untrack_pid(pid);
                 break;
-            default: break;
+            default:
+                break;
         }
     }
 
@@ -217,10 +224,10 @@ private:
                 const auto& id = *change.identity;
                 tracker_.set_process(change.identity);
                 tracer_->track_pid(id.pid, id.start_time_ticks);
-                spdlog::info("instrumenting process pid={} exe={} service={} namespace={} "
-                             "selector=\"{}\"",
-                             id.pid, id.exe_path, id.service_name, id.service_namespace,
-                             id.selector);
+                spdlog::info(
+                    "instrumenting process pid={} exe={} service={} namespace={} "
+                    "selector=\"{}\"",
+                    id.pid, id.exe_path, id.service_name, id.service_namespace, id.selector);
             } else {
                 tracer_->untrack_pid(change.pid);
                 tracker_.forget_process(change.pid);
@@ -287,8 +294,9 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (arg == "--help" || arg == "-h") {
-            std::printf("usage: sonde\n\nConfigured through environment variables "
-                        "(SONDE_X, or BEYLA_X as an alias):\n");
+            std::printf(
+                "usage: sonde\n\nConfigured through environment variables "
+                "(SONDE_X, or BEYLA_X as an alias):\n");
             for (const auto& spec : config::option_specs())
                 std::printf("  SONDE_%-24s %s\n", std::string(spec.name).c_str(),
                             std::string(spec.help).c_str());
@@ -316,8 +324,9 @@ int main(int argc, char** argv) {
         return 1;
     }
     if (!ebpf::kernel_btf_available()) {
-        spdlog::error("kernel BTF not found at /sys/kernel/btf/vmlinux: Sonde needs a kernel "
-                      "built with CONFIG_DEBUG_INFO_BTF=y");
+        spdlog::error(
+            "kernel BTF not found at /sys/kernel/btf/vmlinux: Sonde needs a kernel "
+            "built with CONFIG_DEBUG_INFO_BTF=y");
         return 1;
     }
     try {

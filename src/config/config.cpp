@@ -65,9 +65,12 @@ std::optional<std::string> set_capture_bytes(Config& c, std::string_view v) {
 
 std::optional<std::string> set_bool(bool& field, std::string_view v) {
     std::string b = lower(v);
-    if (b == "true" || b == "1" || b == "yes") field = true;
-    else if (b == "false" || b == "0" || b == "no") field = false;
-    else return "'" + std::string(v) + "' is not a boolean (true/false)";
+    if (b == "true" || b == "1" || b == "yes")
+        field = true;
+    else if (b == "false" || b == "0" || b == "no")
+        field = false;
+    else
+        return "'" + std::string(v) + "' is not a boolean (true/false)";
     return std::nullopt;
 }
 
@@ -75,8 +78,7 @@ std::optional<std::string> set_bool(bool& field, std::string_view v) {
 
 const std::vector<OptionSpec>& option_specs() {
     static const std::vector<OptionSpec> specs = {
-        {"OPEN_PORT", "ports or ranges whose listeners/connectors are instrumented",
-         set_open_port},
+        {"OPEN_PORT", "ports or ranges whose listeners/connectors are instrumented", set_open_port},
         {"EXECUTABLE_NAME", "RE2 regex over the executable path of processes to instrument",
          [](Config& c, std::string_view v) -> std::optional<std::string> {
              c.executable_name = std::string(v);
@@ -94,8 +96,7 @@ const std::vector<OptionSpec>& option_specs() {
          }},
         {"LOG_LEVEL", "trace, debug, info, warn, error", set_log_level},
         {"TRACE_PRINTER", "disabled, text or json: spans on standard output", set_trace_printer},
-        {"PROMETHEUS_PORT", "port of the Prometheus scrape endpoint (0: off)",
-         set_prometheus_port},
+        {"PROMETHEUS_PORT", "port of the Prometheus scrape endpoint (0: off)", set_prometheus_port},
         {"PROMETHEUS_ADDRESS", "address the Prometheus endpoint binds to",
          [](Config& c, std::string_view v) -> std::optional<std::string> {
              c.prometheus_address = std::string(v);
@@ -121,7 +122,8 @@ LoadResult load_from_environment(const EnvLookup& getenv) {
             std::string var = std::string(prefix) + std::string(spec.name);
             const char* value = getenv(var.c_str());
             if (!value) continue;
-            if (auto err = spec.apply(result.config, value)) result.errors.push_back(var + ": " + *err);
+            if (auto err = spec.apply(result.config, value))
+                result.errors.push_back(var + ": " + *err);
             break;  // SONDE_X set: BEYLA_X is not consulted
         }
     }

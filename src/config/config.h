@@ -12,17 +12,17 @@
 namespace sonde::config {
 
 struct Config {
-    std::string open_port;          // "80,443,8000-8999"
-    std::string executable_name;    // RE2 regex over the executable path
-    std::string service_name;       // overrides every discovered name
+    std::string open_port;        // "80,443,8000-8999"
+    std::string executable_name;  // RE2 regex over the executable path
+    std::string service_name;     // overrides every discovered name
     std::string service_namespace;
     std::string log_level = "info";
     std::string trace_printer = "disabled";  // disabled | text | json
-    uint16_t prometheus_port = 0;             // 0: endpoint disabled
+    uint16_t prometheus_port = 0;            // 0: endpoint disabled
     std::string prometheus_address = "0.0.0.0";
     std::string prometheus_path = "/metrics";
-    uint32_t capture_bytes = 4096;            // payload prefix copied per syscall
-    bool force_raw_tracepoints = false;       // ignore tracefs even when mounted
+    uint32_t capture_bytes = 4096;       // payload prefix copied per syscall
+    bool force_raw_tracepoints = false;  // ignore tracefs even when mounted
 };
 
 // One configurable option: its variable name without prefix, and how to set it.

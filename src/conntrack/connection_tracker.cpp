@@ -38,9 +38,12 @@ pipeline::NetEndpoint endpoint_of(const uint8_t (&addr)[16], uint16_t port) {
 
 Role role_of(uint8_t kernel_role) {
     switch (kernel_role) {
-        case SONDE_ROLE_SERVER: return Role::Server;
-        case SONDE_ROLE_CLIENT: return Role::Client;
-        default: return Role::Unknown;
+        case SONDE_ROLE_SERVER:
+            return Role::Server;
+        case SONDE_ROLE_CLIENT:
+            return Role::Client;
+        default:
+            return Role::Unknown;
     }
 }
 
@@ -202,11 +205,10 @@ void ConnectionTracker::account_stats(Connection& conn) {
 }
 
 void ConnectionTracker::evict_oldest() {
-    auto oldest = std::min_element(connections_.begin(), connections_.end(),
-                                   [](const auto& a, const auto& b) {
-                                       return a.second->last_activity_ns <
-                                              b.second->last_activity_ns;
-                                   });
+    auto oldest = std::min_element(
+        connections_.begin(), connections_.end(), [](const auto& a, const auto& b) {
+            return a.second->last_activity_ns < b.second->last_activity_ns;
+        });
     if (oldest == connections_.end()) return;
     account_stats(*oldest->second);
     connections_.erase(oldest);

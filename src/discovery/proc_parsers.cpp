@@ -79,8 +79,8 @@ RowResult parse_tcp_row(std::string_view line, bool ipv6, TcpSocketRow& row) {
         !parse_tcp_endpoint(tokens[2], ipv6, row.remote_addr, row.remote_port)) {
         return RowResult::Malformed;
     }
-    const auto state = tokens[3].size() == 2 ? parse_whole_unsigned<uint8_t>(tokens[3], 16)
-                                             : std::nullopt;
+    const auto state =
+        tokens[3].size() == 2 ? parse_whole_unsigned<uint8_t>(tokens[3], 16) : std::nullopt;
     const auto inode = parse_whole_unsigned<uint64_t>(tokens[9]);
     if (!state || !inode) {
         return RowResult::Malformed;
@@ -127,8 +127,7 @@ std::optional<std::string> percent_decode(std::string_view s) {
 
 }  // namespace
 
-std::vector<TcpSocketRow> parse_proc_net_tcp(std::string_view text, bool ipv6,
-                                             size_t* bad_rows) {
+std::vector<TcpSocketRow> parse_proc_net_tcp(std::string_view text, bool ipv6, size_t* bad_rows) {
     std::vector<TcpSocketRow> rows;
     size_t malformed = 0;
     while (!text.empty()) {
@@ -137,14 +136,14 @@ std::vector<TcpSocketRow> parse_proc_net_tcp(std::string_view text, bool ipv6,
         text.remove_prefix(newline == std::string_view::npos ? text.size() : newline + 1);
         TcpSocketRow row;
         switch (parse_tcp_row(line, ipv6, row)) {
-        case RowResult::Parsed:
-            rows.push_back(row);
-            break;
-        case RowResult::Malformed:
-            ++malformed;
-            break;
-        case RowResult::Ignored:
-            break;
+            case RowResult::Parsed:
+                rows.push_back(row);
+                break;
+            case RowResult::Malformed:
+                ++malformed;
+                break;
+            case RowResult::Ignored:
+                break;
         }
     }
     if (bad_rows != nullptr) {

@@ -3,14 +3,13 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <re2/re2.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <stdexcept>
 #include <utility>
-
-#include <re2/re2.h>
 
 #include "discovery/proc_parsers.h"
 #include "discovery/text_util.h"
@@ -172,8 +171,8 @@ struct ScanContext {
 bool load_socket_rows(ScanContext& ctx, const std::string& net_dir, SocketTable& table) {
     bool found_any = false;
     for (const bool ipv6 : {false, true}) {
-        const auto text = read_capped(net_dir + (ipv6 ? "/tcp6" : "/tcp"), kTcpTableMaxBytes,
-                                      ctx.stats);
+        const auto text =
+            read_capped(net_dir + (ipv6 ? "/tcp6" : "/tcp"), kTcpTableMaxBytes, ctx.stats);
         if (!text) {
             continue;
         }
@@ -421,7 +420,9 @@ ProcessDiscovery::ProcessDiscovery(DiscoveryOptions options) : options_(std::mov
 
 ProcessDiscovery::~ProcessDiscovery() = default;
 
-bool ProcessDiscovery::has_selector() const { return any_selector(options_); }
+bool ProcessDiscovery::has_selector() const {
+    return any_selector(options_);
+}
 
 std::optional<IdentityPtr> ProcessDiscovery::evaluate(
     uint32_t pid, const std::unordered_set<uint16_t>* extra_ports) {
@@ -502,20 +503,18 @@ std::vector<DiscoveryChange> ProcessDiscovery::on_exec(uint32_t pid) {
 std::vector<DiscoveryChange> ProcessDiscovery::on_listen(uint32_t pid, uint16_t port) {
     const bool relevant = options_.open_ports.contains(port) ||
                           (!has_selector() && options_.instrument_all_listeners);
-    if (!relevant || is_tracked(pid)) {
-        return {};
-    }
-    const std::unordered_set<uint16_t> ports{port};
-    auto identity = evaluate(pid, &ports);
-    if (!identity) {
-        return {};
-    }
-    tracked_.emplace(pid, *identity);
-    return {instrument_change(pid, std::move(*identity))};
+    return relevant ? track_with_port(pid, port) : std::vector<DiscoveryChange>{};
 }
 
 std::vector<DiscoveryChange> ProcessDiscovery::on_connect(uint32_t pid, uint16_t port) {
-    if (!options_.open_ports.contains(port) || is_tracked(pid)) {
+    return options_.open_ports.contains(port) ? track_with_port(pid, port)
+                                              : std::vector<DiscoveryChange>{};
+}
+
+// The kernel saw `port` before /proc may show it (listen() in progress, a
+// connect() just issued): evaluate as if the process had that socket.
+std::vector<DiscoveryChange> ProcessDiscovery::track_with_port(uint32_t pid, uint16_t port) {
+    if (is_tracked(pid)) {
         return {};
     }
     const std::unordered_set<uint16_t> ports{port};

@@ -22,10 +22,10 @@ namespace sonde::discovery {
 
 struct DiscoveryOptions {
     std::string proc_root = "/proc";
-    PortSet open_ports;            // processes listening on or connecting to these ports
-    std::string exe_path_regex;    // RE2, partial match against the executable path; empty = none
-    std::string service_name;      // explicit override for every process (SONDE_SERVICE_NAME)
-    std::string service_namespace; // explicit override (SONDE_SERVICE_NAMESPACE)
+    PortSet open_ports;             // processes listening on or connecting to these ports
+    std::string exe_path_regex;     // RE2, partial match against the executable path; empty = none
+    std::string service_name;       // explicit override for every process (SONDE_SERVICE_NAME)
+    std::string service_namespace;  // explicit override (SONDE_SERVICE_NAMESPACE)
     // With no selector at all: every process with a listening TCP socket.
     bool instrument_all_listeners = false;
     std::unordered_set<uint32_t> never_instrument;  // the agent itself
@@ -68,6 +68,7 @@ public:
     const DiscoveryStats& stats() const { return stats_; }
 
 private:
+    std::vector<DiscoveryChange> track_with_port(uint32_t pid, uint16_t port);
     std::optional<std::shared_ptr<const pipeline::ServiceIdentity>> evaluate(
         uint32_t pid, const std::unordered_set<uint16_t>* extra_ports);
     DiscoveryOptions options_;

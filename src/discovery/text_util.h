@@ -10,7 +10,9 @@
 
 namespace sonde::discovery::detail {
 
-inline bool is_blank(char c) { return c == ' ' || c == '\t'; }
+inline bool is_blank(char c) {
+    return c == ' ' || c == '\t';
+}
 
 inline std::string_view trim_blanks(std::string_view s) {
     while (!s.empty() && is_blank(s.front())) {

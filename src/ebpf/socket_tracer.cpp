@@ -32,15 +32,22 @@ int libbpf_log(enum libbpf_print_level level, const char* format, va_list args) 
     std::string_view text(line);
     while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
     switch (level) {
-        case LIBBPF_WARN: spdlog::warn("libbpf: {}", text); break;
-        case LIBBPF_INFO: spdlog::debug("libbpf: {}", text); break;
-        default: spdlog::trace("libbpf: {}", text); break;
+        case LIBBPF_WARN:
+            spdlog::warn("libbpf: {}", text);
+            break;
+        case LIBBPF_INFO:
+            spdlog::debug("libbpf: {}", text);
+            break;
+        default:
+            spdlog::trace("libbpf: {}", text);
+            break;
     }
     return 0;
 }
 
 [[noreturn]] void fail(const char* step, int err) {
-    throw std::runtime_error(std::string("eBPF ") + step + " failed: " + std::strerror(std::abs(err)));
+    throw std::runtime_error(std::string("eBPF ") + step +
+                             " failed: " + std::strerror(std::abs(err)));
 }
 
 bool starts_with(const char* s, std::string_view prefix) {
@@ -53,7 +60,9 @@ void SocketTracer::SkeletonDeleter::operator()(socket_trace* skel) const {
     socket_trace__destroy(skel);
 }
 
-void SocketTracer::RingDeleter::operator()(ring_buffer* rb) const { ring_buffer__free(rb); }
+void SocketTracer::RingDeleter::operator()(ring_buffer* rb) const {
+    ring_buffer__free(rb);
+}
 
 SocketTracer::SocketTracer(const SocketTracerOptions& options, RecordHandler on_record)
     : on_record_(std::move(on_record)) {

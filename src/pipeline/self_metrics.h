@@ -8,19 +8,19 @@
 namespace sonde::pipeline {
 
 struct SelfMetrics {
-    std::atomic<uint64_t> events_read{0};            // ring-buffer records consumed
-    std::atomic<uint64_t> events_malformed{0};       // records too short / unknown type
-    std::atomic<uint64_t> kernel_ringbuf_full{0};    // mirrored from the kernel counter
+    std::atomic<uint64_t> events_read{0};          // ring-buffer records consumed
+    std::atomic<uint64_t> events_malformed{0};     // records too short / unknown type
+    std::atomic<uint64_t> kernel_ringbuf_full{0};  // mirrored from the kernel counter
     std::atomic<uint64_t> kernel_inflight_missing{0};
     std::atomic<uint64_t> kernel_read_user_failed{0};
-    std::atomic<uint64_t> parse_errors{0};           // protocol bytes that did not parse
-    std::atomic<uint64_t> lost_sync{0};              // gaps that hid a message boundary
+    std::atomic<uint64_t> parse_errors{0};  // protocol bytes that did not parse
+    std::atomic<uint64_t> lost_sync{0};     // gaps that hid a message boundary
     std::atomic<uint64_t> unpaired_responses{0};
     std::atomic<uint64_t> dropped_requests{0};
-    std::atomic<uint64_t> connections_evicted{0};    // tracker over its connection cap
-    std::atomic<uint64_t> connections_tracked{0};    // gauge
+    std::atomic<uint64_t> connections_evicted{0};  // tracker over its connection cap
+    std::atomic<uint64_t> connections_tracked{0};  // gauge
     std::atomic<uint64_t> spans_produced{0};
-    std::atomic<uint64_t> instrumented_processes{0}; // gauge
+    std::atomic<uint64_t> instrumented_processes{0};  // gauge
     std::atomic<uint64_t> metric_series_dropped{0};
 
     void render_prometheus(std::string& out) const;

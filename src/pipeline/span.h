@@ -19,7 +19,7 @@ struct ServiceIdentity {
     std::string exe_name;           // basename of exe_path
     std::string service_name;
     std::string service_namespace;
-    std::string selector;           // which selector matched, for logs
+    std::string selector;  // which selector matched, for logs
 };
 
 struct NetEndpoint {

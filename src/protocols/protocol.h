@@ -65,11 +65,11 @@ struct Exchange {
 // Counters a handler keeps about what it could not make sense of. All are
 // monotonic; the tracker sums them into the agent's self-metrics.
 struct ProtocolStats {
-    uint64_t parse_errors = 0;       // bytes that did not parse; stream resynchronised
-    uint64_t lost_sync = 0;          // a gap (uncaptured bytes) hid a message boundary
-    uint64_t unpaired_responses = 0; // response with no pending request
-    uint64_t dropped_requests = 0;   // pending-request queue overflow or requests never answered
-    uint64_t oversized_heads = 0;    // header block larger than the reassembly limit
+    uint64_t parse_errors = 0;        // bytes that did not parse; stream resynchronised
+    uint64_t lost_sync = 0;           // a gap (uncaptured bytes) hid a message boundary
+    uint64_t unpaired_responses = 0;  // response with no pending request
+    uint64_t dropped_requests = 0;    // pending-request queue overflow or requests never answered
+    uint64_t oversized_heads = 0;     // header block larger than the reassembly limit
 };
 
 class ProtocolHandler {

@@ -47,10 +47,10 @@ TEST(Config, BadValuesNameTheVariable) {
         const char* var;
         const char* value;
     } cases[] = {
-        {"SONDE_OPEN_PORT", "80,,90"},       {"SONDE_OPEN_PORT", "9000-8000"},
-        {"BEYLA_OPEN_PORT", "http"},         {"SONDE_PROMETHEUS_PORT", "70000"},
-        {"SONDE_PROMETHEUS_PORT", "-1"},     {"SONDE_TRACE_PRINTER", "xml"},
-        {"SONDE_LOG_LEVEL", "loud"},         {"SONDE_CAPTURE_BYTES", "999999"},
+        {"SONDE_OPEN_PORT", "80,,90"},        {"SONDE_OPEN_PORT", "9000-8000"},
+        {"BEYLA_OPEN_PORT", "http"},          {"SONDE_PROMETHEUS_PORT", "70000"},
+        {"SONDE_PROMETHEUS_PORT", "-1"},      {"SONDE_TRACE_PRINTER", "xml"},
+        {"SONDE_LOG_LEVEL", "loud"},          {"SONDE_CAPTURE_BYTES", "999999"},
         {"SONDE_PROMETHEUS_PATH", "metrics"}, {"SONDE_FORCE_RAW_TRACEPOINTS", "maybe"},
     };
     for (const auto& c : cases) {

@@ -1,9 +1,9 @@
 #include "discovery/port_set.h"
 
+#include <gtest/gtest.h>
+
 #include <random>
 #include <string>
-
-#include <gtest/gtest.h>
 
 namespace sonde::discovery {
 namespace {
@@ -24,26 +24,17 @@ TEST_P(PortSetValid, ParsesToCanonicalForm) {
     EXPECT_EQ(set.empty(), GetParam().canonical.empty());
 }
 
-INSTANTIATE_TEST_SUITE_P(Table, PortSetValid,
-                         testing::Values(ValidCase{"80", "80"},
-                                         ValidCase{"80,443", "80,443"},
-                                         ValidCase{"8000-8999", "8000-8999"},
-                                         ValidCase{" 80 , 443 ", "80,443"},
-                                         ValidCase{"\t80\t,\t443", "80,443"},
-                                         ValidCase{"443,80", "80,443"},
-                                         ValidCase{"80,80", "80"},
-                                         ValidCase{"1", "1"},
-                                         ValidCase{"65535", "65535"},
-                                         ValidCase{"1-65535", "1-65535"},
-                                         ValidCase{"80-80", "80"},
-                                         ValidCase{"8080,8081", "8080-8081"},
-                                         ValidCase{"100-200,150-250", "100-250"},
-                                         ValidCase{"8000 - 8001", "8000-8001"},
-                                         ValidCase{"00080", "80"},
-                                         ValidCase{"80,443,8000-8999,9090",
-                                                   "80,443,8000-8999,9090"},
-                                         ValidCase{"", ""},
-                                         ValidCase{"   ", ""}));
+INSTANTIATE_TEST_SUITE_P(
+    Table, PortSetValid,
+    testing::Values(ValidCase{"80", "80"}, ValidCase{"80,443", "80,443"},
+                    ValidCase{"8000-8999", "8000-8999"}, ValidCase{" 80 , 443 ", "80,443"},
+                    ValidCase{"\t80\t,\t443", "80,443"}, ValidCase{"443,80", "80,443"},
+                    ValidCase{"80,80", "80"}, ValidCase{"1", "1"}, ValidCase{"65535", "65535"},
+                    ValidCase{"1-65535", "1-65535"}, ValidCase{"80-80", "80"},
+                    ValidCase{"8080,8081", "8080-8081"}, ValidCase{"100-200,150-250", "100-250"},
+                    ValidCase{"8000 - 8001", "8000-8001"}, ValidCase{"00080", "80"},
+                    ValidCase{"80,443,8000-8999,9090", "80,443,8000-8999,9090"}, ValidCase{"", ""},
+                    ValidCase{"   ", ""}));
 
 struct InvalidCase {
     std::string text;
@@ -60,26 +51,20 @@ TEST_P(PortSetInvalid, RejectsWithAMessageNamingTheItem) {
         << "message: " << message << " / wanted: " << GetParam().mentions;
 }
 
-INSTANTIATE_TEST_SUITE_P(Table, PortSetInvalid,
-                         testing::Values(InvalidCase{"80,", "empty item #2"},
-                                         InvalidCase{",80", "empty item #1"},
-                                         InvalidCase{"80,,443", "empty item #2"},
-                                         InvalidCase{" , ", "empty item #1"},
-                                         InvalidCase{"0", "'0'"},
-                                         InvalidCase{"65536", "'65536'"},
-                                         InvalidCase{"99999999999999999999", "'9999999999"},
-                                         InvalidCase{"0-10", "'0-10'"},
-                                         InvalidCase{"9000-8000", "'9000-8000': reversed"},
-                                         InvalidCase{"80,http", "'http': not a number"},
-                                         InvalidCase{"80a", "'80a'"},
-                                         InvalidCase{"-80", "'-80'"},
-                                         InvalidCase{"80-", "'80-'"},
-                                         InvalidCase{"1-2-3", "'1-2-3'"},
-                                         InvalidCase{"+80", "'+80'"},
-                                         InvalidCase{"80 443", "'80 443'"},
-                                         InvalidCase{"0x50", "'0x50'"},
-                                         InvalidCase{"80;443", "'80;443'"},
-                                         InvalidCase{"443,70000-80000", "'70000-80000'"}));
+INSTANTIATE_TEST_SUITE_P(
+    Table, PortSetInvalid,
+    testing::Values(InvalidCase{"80,", "empty item #2"}, InvalidCase{",80", "empty item #1"},
+                    InvalidCase{"80,,443", "empty item #2"}, InvalidCase{" , ", "empty item #1"},
+                    InvalidCase{"0", "'0'"}, InvalidCase{"65536", "'65536'"},
+                    InvalidCase{"99999999999999999999", "'9999999999"},
+                    InvalidCase{"0-10", "'0-10'"},
+                    InvalidCase{"9000-8000", "'9000-8000': reversed"},
+                    InvalidCase{"80,http", "'http': not a number"}, InvalidCase{"80a", "'80a'"},
+                    InvalidCase{"-80", "'-80'"}, InvalidCase{"80-", "'80-'"},
+                    InvalidCase{"1-2-3", "'1-2-3'"}, InvalidCase{"+80", "'+80'"},
+                    InvalidCase{"80 443", "'80 443'"}, InvalidCase{"0x50", "'0x50'"},
+                    InvalidCase{"80;443", "'80;443'"},
+                    InvalidCase{"443,70000-80000", "'70000-80000'"}));
 
 TEST(PortSet, LongItemsAreCutInTheMessage) {
     const std::string junk(10000, 'x');

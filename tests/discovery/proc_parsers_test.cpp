@@ -1,12 +1,11 @@
 #include "discovery/proc_parsers.h"
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 
 #include <random>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace sonde::discovery {
 namespace {
@@ -60,11 +59,11 @@ TEST(ParseProcNetTcp, Ipv4RowsFromARealTable) {
 }
 
 TEST(ParseProcNetTcp, Ipv4RowIsStoredAsV4MappedBytes) {
-    const auto rows = parse_proc_net_tcp(
-        "0: 0A00A8C0:0050 00000000:0000 0A 0:0 0:0 0 0 0 5\n", false);
+    const auto rows =
+        parse_proc_net_tcp("0: 0A00A8C0:0050 00000000:0000 0A 0:0 0:0 0 0 0 5\n", false);
     ASSERT_EQ(rows.size(), 1u);
-    const std::array<uint8_t, 16> expected = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff,
-                                              192, 168, 0, 10};
+    const std::array<uint8_t, 16> expected = {0, 0, 0,    0,    0,   0,   0, 0,
+                                              0, 0, 0xff, 0xff, 192, 168, 0, 10};
     EXPECT_EQ(rows[0].local_addr, expected);
 }
 
@@ -119,29 +118,28 @@ INSTANTIATE_TEST_SUITE_P(
         BadTcpCase{"header_only", std::string(kTcp4Table.substr(0, kTcp4Table.find('\n') + 1)),
                    false, 0, 0},
         BadTcpCase{"blank_lines", "\n   \n\n", false, 0, 0},
-        BadTcpCase{"truncated_last_row",
-                   std::string(kTcp4Table.substr(0, kTcp4Table.size() - 70)), false, 2, 1},
+        BadTcpCase{"truncated_last_row", std::string(kTcp4Table.substr(0, kTcp4Table.size() - 70)),
+                   false, 2, 1},
         BadTcpCase{"cut_inside_address", kGoodV4Row + "\n1: 0100007F:1F", false, 1, 1},
         BadTcpCase{"no_newline_at_end", kGoodV4Row, false, 1, 0},
         BadTcpCase{"v4_row_in_v6_file", kGoodV4Row + "\n", true, 0, 1},
         BadTcpCase{"v6_row_in_v4_file", std::string(kTcp6Table), false, 0, 3},
-        BadTcpCase{"non_hex_address", "0: 0100007G:1F90 00000000:0000 0A 0:0 0:0 0 0 0 1\n",
-                   false, 0, 1},
-        BadTcpCase{"short_port", "0: 0100007F:1F9 00000000:0000 0A 0:0 0:0 0 0 0 1\n", false,
+        BadTcpCase{"non_hex_address", "0: 0100007G:1F90 00000000:0000 0A 0:0 0:0 0 0 0 1\n", false,
                    0, 1},
-        BadTcpCase{"missing_colon", "0: 0100007F1F90 00000000:0000 0A 0:0 0:0 0 0 0 1\n",
-                   false, 0, 1},
+        BadTcpCase{"short_port", "0: 0100007F:1F9 00000000:0000 0A 0:0 0:0 0 0 0 1\n", false, 0, 1},
+        BadTcpCase{"missing_colon", "0: 0100007F1F90 00000000:0000 0A 0:0 0:0 0 0 0 1\n", false, 0,
+                   1},
         BadTcpCase{"three_digit_state", "0: 0100007F:1F90 00000000:0000 0A0 0:0 0:0 0 0 0 1\n",
                    false, 0, 1},
         BadTcpCase{"inode_not_decimal", "0: 0100007F:1F90 00000000:0000 0A 0:0 0:0 0 0 0 1f\n",
                    false, 0, 1},
         BadTcpCase{"inode_overflow",
-                   "0: 0100007F:1F90 00000000:0000 0A 0:0 0:0 0 0 0 18446744073709551616\n",
-                   false, 0, 1},
+                   "0: 0100007F:1F90 00000000:0000 0A 0:0 0:0 0 0 0 18446744073709551616\n", false,
+                   0, 1},
         BadTcpCase{"slot_without_colon", "0 0100007F:1F90 00000000:0000 0A 0:0 0:0 0 0 0 1\n",
                    false, 0, 1},
-        BadTcpCase{"signed_port", "0: 0100007F:-001 00000000:0000 0A 0:0 0:0 0 0 0 1\n", false,
-                   0, 1},
+        BadTcpCase{"signed_port", "0: 0100007F:-001 00000000:0000 0A 0:0 0:0 0 0 0 1\n", false, 0,
+                   1},
         BadTcpCase{"good_rows_around_garbage",
                    kGoodV4Row + "\n\x01\x02 garbage\n" + kGoodV4Row + "\n", false, 2, 1},
         BadTcpCase{"nul_bytes", kGoodV4Row + "\n\0\0\0\n"s, false, 1, 1}),
@@ -160,22 +158,17 @@ TEST_P(ParseSocketLink, Table) {
 
 INSTANTIATE_TEST_SUITE_P(
     Table, ParseSocketLink,
-    testing::Values(SocketLinkCase{"socket:[12345]", 12345},
-                    SocketLinkCase{"socket:[0]", 0},
-                    SocketLinkCase{"socket:[18446744073709551615]", UINT64_MAX},
-                    SocketLinkCase{"socket:[18446744073709551616]", std::nullopt},
-                    SocketLinkCase{"socket:[]", std::nullopt},
-                    SocketLinkCase{"socket:[12a]", std::nullopt},
-                    SocketLinkCase{"socket:[-1]", std::nullopt},
-                    SocketLinkCase{"socket:[+1]", std::nullopt},
-                    SocketLinkCase{"socket:[ 1]", std::nullopt},
-                    SocketLinkCase{"socket:[123", std::nullopt},
-                    SocketLinkCase{"socket:123]", std::nullopt},
-                    SocketLinkCase{"socket[123]", std::nullopt},
-                    SocketLinkCase{"pipe:[123]", std::nullopt},
-                    SocketLinkCase{"anon_inode:[eventpoll]", std::nullopt},
-                    SocketLinkCase{"/dev/null", std::nullopt},
-                    SocketLinkCase{"", std::nullopt}));
+    testing::Values(
+        SocketLinkCase{"socket:[12345]", 12345}, SocketLinkCase{"socket:[0]", 0},
+        SocketLinkCase{"socket:[18446744073709551615]", UINT64_MAX},
+        SocketLinkCase{"socket:[18446744073709551616]", std::nullopt},
+        SocketLinkCase{"socket:[]", std::nullopt}, SocketLinkCase{"socket:[12a]", std::nullopt},
+        SocketLinkCase{"socket:[-1]", std::nullopt}, SocketLinkCase{"socket:[+1]", std::nullopt},
+        SocketLinkCase{"socket:[ 1]", std::nullopt}, SocketLinkCase{"socket:[123", std::nullopt},
+        SocketLinkCase{"socket:123]", std::nullopt}, SocketLinkCase{"socket[123]", std::nullopt},
+        SocketLinkCase{"pipe:[123]", std::nullopt},
+        SocketLinkCase{"anon_inode:[eventpoll]", std::nullopt},
+        SocketLinkCase{"/dev/null", std::nullopt}, SocketLinkCase{"", std::nullopt}));
 
 // A real line, from `cat /proc/self/stat`.
 constexpr std::string_view kRealStat =
@@ -224,18 +217,18 @@ INSTANTIATE_TEST_SUITE_P(
         StatCase{"open_paren_in_comm", "42 ((sd-pam)" + kTail, true, "(sd-pam", 77, 123456},
         StatCase{"no_trailing_newline", "42 (x)" + kTail, true, "x", 77, 123456},
         StatCase{"trailing_newline", "42 (x)" + kTail + "\n", true, "x", 77, 123456},
-        StatCase{"ends_at_starttime", "42 (x) S 77 1 1 0 -1 4 5 0 0 0 3 1 0 0 20 0 4 0 99\n",
-                 true, "x", 77, 99},
+        StatCase{"ends_at_starttime", "42 (x) S 77 1 1 0 -1 4 5 0 0 0 3 1 0 0 20 0 4 0 99\n", true,
+                 "x", 77, 99},
         StatCase{"truncated_before_starttime", "42 (x) S 77 1 1 0 -1 4 5 0 0 0 3 1 0 0 20 0 4 0",
                  false, "", 0, 0},
         StatCase{"truncated_in_comm", "42 (long comm na", false, "", 0, 0},
         StatCase{"no_open_paren", "42 x)" + kTail, false, "", 0, 0},
         StatCase{"close_before_open", "42 )x(" + kTail, false, "", 0, 0},
         StatCase{"no_space_after_comm", "42 (x)S 77" + kTail, false, "", 0, 0},
-        StatCase{"ppid_not_a_number", "42 (x) S abc 1 1 0 -1 4 5 0 0 0 3 1 0 0 20 0 4 0 99",
-                 false, "", 0, 0},
-        StatCase{"negative_ppid", "42 (x) S -1 1 1 0 -1 4 5 0 0 0 3 1 0 0 20 0 4 0 99", false,
+        StatCase{"ppid_not_a_number", "42 (x) S abc 1 1 0 -1 4 5 0 0 0 3 1 0 0 20 0 4 0 99", false,
                  "", 0, 0},
+        StatCase{"negative_ppid", "42 (x) S -1 1 1 0 -1 4 5 0 0 0 3 1 0 0 20 0 4 0 99", false, "",
+                 0, 0},
         StatCase{"starttime_overflow",
                  "42 (x) S 1 1 1 0 -1 4 5 0 0 0 3 1 0 0 20 0 4 0 99999999999999999999999", false,
                  "", 0, 0},
@@ -279,8 +272,7 @@ class ResourceAttribute : public testing::TestWithParam<AttributeCase> {};
 
 TEST_P(ResourceAttribute, Table) {
     const AttributeCase& c = GetParam();
-    EXPECT_EQ(resource_attribute(c.attributes, c.key), c.value)
-        << c.attributes << " / " << c.key;
+    EXPECT_EQ(resource_attribute(c.attributes, c.key), c.value) << c.attributes << " / " << c.key;
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -310,7 +302,9 @@ struct FormatCase {
 
 class FormatIp : public testing::TestWithParam<FormatCase> {};
 
-TEST_P(FormatIp, Table) { EXPECT_EQ(format_ip(GetParam().addr), GetParam().text); }
+TEST_P(FormatIp, Table) {
+    EXPECT_EQ(format_ip(GetParam().addr), GetParam().text);
+}
 
 std::array<uint8_t, 16> v6(std::initializer_list<uint16_t> groups) {
     std::array<uint8_t, 16> out{};

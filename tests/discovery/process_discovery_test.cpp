@@ -1,7 +1,9 @@
 #include "discovery/process_discovery.h"
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <re2/re2.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -12,9 +14,6 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <re2/re2.h>
 
 #include "discovery/proc_parsers.h"
 
@@ -126,9 +125,8 @@ private:
             std::snprintf(row, sizeof(row),
                           "%4d: %s:%04X %s:%04X %02X 00000000:00000000 00:00000000 00000000  "
                           "1000        0 %llu 1 0000000000000000 100 0 0 10 0\n",
-                          slot, listen ? any : loopback, s.port, listen ? any : loopback,
-                          peer_port, s.state,
-                          static_cast<unsigned long long>(s.inode));
+                          slot, listen ? any : loopback, s.port, listen ? any : loopback, peer_port,
+                          s.state, static_cast<unsigned long long>(s.inode));
             out += row;
             ++slot;
         }
@@ -162,17 +160,22 @@ DiscoveryOptions options_for(const FakeProcTree& tree) {
     return options;
 }
 
-PortSet ports(std::string_view text) { return std::get<PortSet>(PortSet::parse(text)); }
+PortSet ports(std::string_view text) {
+    return std::get<PortSet>(PortSet::parse(text));
+}
 
 class ProcessDiscoveryFake : public testing::Test {
 protected:
     // 100 listens on 8080 (v4); 101 listens on 9090 (v6); 102 only has an
     // accepted connection whose local port is 8080; 103 has no sockets.
     void add_standard_processes() {
-        tree.add({.pid = 100, .start_time = 5000, .comm = "nginx", .exe = "/usr/sbin/nginx",
+        tree.add({.pid = 100,
+                  .start_time = 5000,
+                  .comm = "nginx",
+                  .exe = "/usr/sbin/nginx",
                   .sockets = {7001, 7002}});
-        tree.add({.pid = 101, .comm = "python3", .exe = "/opt/py/bin/python3.11",
-                  .sockets = {7101}});
+        tree.add(
+            {.pid = 101, .comm = "python3", .exe = "/opt/py/bin/python3.11", .sockets = {7101}});
         tree.add({.pid = 102, .comm = "worker", .exe = "/usr/bin/worker", .sockets = {7201}});
         tree.add({.pid = 103, .comm = "cron", .exe = "/usr/sbin/cron"});
         const std::vector<FakeSocket> v4 = {
@@ -274,8 +277,7 @@ TEST_F(ProcessDiscoveryFake, EitherSelectorIsEnough) {
     options.exe_path_regex = "^/usr/sbin/cr";
     options.open_ports = ports("8080");
     ProcessDiscovery discovery(options);
-    EXPECT_EQ(describe(discovery.rescan()),
-              (Lines{"instrument 100 nginx", "instrument 103 cron"}));
+    EXPECT_EQ(describe(discovery.rescan()), (Lines{"instrument 100 nginx", "instrument 103 cron"}));
 }
 
 TEST_F(ProcessDiscoveryFake, NoSelectorMeansEveryListenerWhenAllowed) {
@@ -315,8 +317,7 @@ TEST_F(ProcessDiscoveryFake, NeverInstrumentsSelfInitOrKernelThreads) {
     };
     add_listener({.pid = 1, .ppid = 0, .comm = "init", .exe = "/sbin/init"});
     add_listener({.pid = 2, .ppid = 0, .comm = "kthreadd", .exe = std::nullopt, .cmdline = ""});
-    add_listener({.pid = 30, .ppid = 2, .comm = "kworker/0:1", .exe = std::nullopt,
-                  .cmdline = ""});
+    add_listener({.pid = 30, .ppid = 2, .comm = "kworker/0:1", .exe = std::nullopt, .cmdline = ""});
     add_listener({.pid = 31, .ppid = 2, .comm = "odd_kthread", .exe = "/usr/bin/x"});
     add_listener({.pid = 40, .comm = "zombie", .exe = "/usr/bin/zombie", .cmdline = ""});
     add_listener({.pid = 41, .comm = "hidden", .exe = std::nullopt});
@@ -358,7 +359,8 @@ TEST_F(ProcessDiscoveryFake, ServiceNameFromResourceAttributes) {
               .environ = "OTEL_SERVICE_NAME=\0"  // empty counts as unset
                          "OTEL_RESOURCE_ATTRIBUTES=team=a, service.name=cart%20api ,"
                          "service.namespace=shop\0"s});
-    tree.add({.pid = 11, .exe = "/usr/bin/node",
+    tree.add({.pid = 11,
+              .exe = "/usr/bin/node",
               .environ = "OTEL_RESOURCE_ATTRIBUTES=service.name=bad%zz\0"s});
     DiscoveryOptions options = options_for(tree);
     options.exe_path_regex = "node";
@@ -385,7 +387,8 @@ TEST_F(ProcessDiscoveryFake, ExplicitServiceNameWins) {
 }
 
 TEST_F(ProcessDiscoveryFake, ExplicitNameStillTakesNamespaceFromEnviron) {
-    tree.add({.pid = 10, .exe = "/usr/bin/java",
+    tree.add({.pid = 10,
+              .exe = "/usr/bin/java",
               .environ = "OTEL_RESOURCE_ATTRIBUTES=service.namespace=shop\0"s});
     DiscoveryOptions options = options_for(tree);
     options.exe_path_regex = "java";
@@ -442,7 +445,10 @@ TEST_F(ProcessDiscoveryFake, PidReuseForgetsThenInstrumentsTheNewProcess) {
     ASSERT_EQ(describe(discovery.rescan()), (Lines{"instrument 100 nginx"}));
 
     // Same pid, later start time, another program still on the port.
-    tree.add({.pid = 100, .start_time = 9000, .comm = "envoy", .exe = "/usr/bin/envoy",
+    tree.add({.pid = 100,
+              .start_time = 9000,
+              .comm = "envoy",
+              .exe = "/usr/bin/envoy",
               .sockets = {7001}});
     tree.set_tcp("100/net", {{8080, 7001}});
     const auto changes = discovery.rescan();
@@ -508,7 +514,7 @@ TEST_F(ProcessDiscoveryFake, ListenEventsOnOpenPorts) {
     const auto changes = discovery.on_listen(10, 8080);
     ASSERT_EQ(describe(changes), (Lines{"instrument 10 app"}));
     EXPECT_EQ(changes[0].identity->selector, "open_port 8080");
-    EXPECT_TRUE(discovery.on_listen(10, 8080).empty());  // already tracked
+    EXPECT_TRUE(discovery.on_listen(10, 8080).empty());   // already tracked
     EXPECT_TRUE(discovery.on_listen(999, 8080).empty());  // no such process
 
     // A later walk keeps it: only vanished or reused pids are forgotten.

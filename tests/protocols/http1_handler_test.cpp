@@ -21,10 +21,12 @@ public:
     explicit Conn(Role role, const Limits& limits = {}) : handler_(make_handler(role, limits)) {}
 
     // A syscall moving `length` bytes of which only `captured` was copied.
+    // `tail`: the piece's last bytes, as the kernel reports them past the prefix.
     void piece(Direction direction, std::string_view captured, uint64_t length, uint64_t enter,
-               uint64_t exit) {
+               uint64_t exit, std::string_view tail = {}) {
         StreamPiece p;
         p.captured = {reinterpret_cast<const uint8_t*>(captured.data()), captured.size()};
+        p.tail = {reinterpret_cast<const uint8_t*>(tail.data()), tail.size()};
         p.length = length;
         p.ts_enter_ns = enter;
         p.ts_exit_ns = exit;
@@ -650,72 +652,44 @@ TEST(Http1Handler, EmptyPiecesAndInconsistentLengthsAreHarmless) {
     expect_clean(c.stats());
 }
 
-}  // namespace
-}  // namespace sonde::protocols::http1
-
-namespace sonde::protocols::http1 {
-namespace {
-
 // Node corks a whole chunked response into one writev: the chunk-size lines
 // after the first large chunk fall outside the captured prefix. The message
 // must still end where the syscall's tail shows the last chunk.
 TEST(Http1Handler, ChunkedBodyWithHiddenChunkLinesEndsAtTail) {
-    auto handler = make_handler(Role::Server);
-    Exchanges out;
-    auto feed = [&](Direction d, std::string_view captured, uint64_t length,
-                    std::string_view tail, uint64_t ts) {
-        StreamPiece p;
-        p.captured = {reinterpret_cast<const uint8_t*>(captured.data()), captured.size()};
-        p.length = length;
-        p.tail = {reinterpret_cast<const uint8_t*>(tail.data()), tail.size()};
-        p.ts_enter_ns = ts;
-        p.ts_exit_ns = ts + 1;
-        handler->on_data(d, p, out);
-    };
+    Conn c(Role::Server);
     std::string req = "GET /chunked/30000 HTTP/1.1\r\nHost: x\r\n\r\n";
-    feed(Direction::Ingress, req, req.size(), "", 10);
+    c.ingress(req, 10, 11);
     std::string head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1d4c\r\n";
     std::string captured = head + std::string(4096 - head.size(), 'x');
     // Four 7500-byte chunks, each "1d4c\r\n" + data + "\r\n", then "0\r\n\r\n".
     const uint64_t wire = head.size() + 7500 + 2 + 3 * (6 + 7500 + 2) + 5;
-    feed(Direction::Egress, captured, wire, "xxxxxxxxx\r\n0\r\n\r\n", 20);
-    ASSERT_EQ(out.size(), 1u);
-    EXPECT_EQ(out[0].status, 200);
-    EXPECT_EQ(out[0].response_end_ns, 21u);
-    EXPECT_EQ(handler->stats().lost_sync, 0u);
+    c.piece(Direction::Egress, captured, wire, 20, 21, "xxxxxxxxx\r\n0\r\n\r\n");
+    ASSERT_EQ(c.exchanges.size(), 1u);
+    EXPECT_EQ(c.exchanges[0].status, 200);
+    EXPECT_EQ(c.exchanges[0].response_end_ns, 21u);
+    EXPECT_EQ(c.stats().lost_sync, 0u);
     // Known chunk plus the framing-inclusive estimate of the hidden part.
-    EXPECT_GE(out[0].response_body_bytes, 30000u);
-    EXPECT_LE(out[0].response_body_bytes, 30000u + 3 * 8);
+    EXPECT_GE(c.exchanges[0].response_body_bytes, 30000u);
+    EXPECT_LE(c.exchanges[0].response_body_bytes, 30000u + 3 * 8);
 
     // The connection stays in sync for the next exchange.
-    feed(Direction::Ingress, req, req.size(), "", 30);
-    feed(Direction::Egress, "HTTP/1.1 204 No Content\r\n\r\n", 27, "", 40);
-    ASSERT_EQ(out.size(), 2u);
-    EXPECT_EQ(out[1].status, 204);
+    c.ingress(req, 30, 31);
+    c.egress("HTTP/1.1 204 No Content\r\n\r\n", 40, 41);
+    ASSERT_EQ(c.exchanges.size(), 2u);
+    EXPECT_EQ(c.exchanges[1].status, 204);
 }
 
 // Without a tail showing the last chunk, the blind body continues into the
 // next piece and ends there.
 TEST(Http1Handler, ChunkedBlindBodySpansPieces) {
-    auto handler = make_handler(Role::Server);
-    Exchanges out;
-    auto feed = [&](Direction d, std::string_view captured, uint64_t length,
-                    std::string_view tail, uint64_t ts) {
-        StreamPiece p;
-        p.captured = {reinterpret_cast<const uint8_t*>(captured.data()), captured.size()};
-        p.length = length;
-        p.tail = {reinterpret_cast<const uint8_t*>(tail.data()), tail.size()};
-        p.ts_enter_ns = ts;
-        p.ts_exit_ns = ts;
-        handler->on_data(d, p, out);
-    };
-    feed(Direction::Ingress, "GET / HTTP/1.1\r\n\r\n", 18, "", 1);
+    Conn c(Role::Server);
+    c.ingress("GET / HTTP/1.1\r\n\r\n", 1, 1);
     std::string head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n";
-    feed(Direction::Egress, head + "0123456789abcdef\r\n", head.size() + 18 + 50, "yyyy", 2);
-    EXPECT_TRUE(out.empty());
-    feed(Direction::Egress, "", 300, "zz\r\n0\r\n\r\n", 3);
-    ASSERT_EQ(out.size(), 1u);
-    EXPECT_EQ(out[0].response_end_ns, 3u);
+    c.piece(Direction::Egress, head + "0123456789abcdef\r\n", head.size() + 18 + 50, 2, 2, "yyyy");
+    EXPECT_TRUE(c.exchanges.empty());
+    c.piece(Direction::Egress, "", 300, 3, 3, "zz\r\n0\r\n\r\n");
+    ASSERT_EQ(c.exchanges.size(), 1u);
+    EXPECT_EQ(c.exchanges[0].response_end_ns, 3u);
 }
 
 }  // namespace

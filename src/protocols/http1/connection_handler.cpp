@@ -293,10 +293,10 @@ void Http1ConnectionHandler::feed(Stream& s, Direction direction, const StreamPi
 
 bool Http1ConnectionHandler::ends_with_last_chunk(const StreamPiece& piece) {
     static constexpr uint8_t kLastChunk[] = {'0', '\r', '\n', '\r', '\n'};
-    const std::span<const uint8_t> end =
-        !piece.tail.empty() ? piece.tail
-        : piece.captured.size() == piece.length ? piece.captured
-                                                 : std::span<const uint8_t>{};
+    const std::span<const uint8_t> end = !piece.tail.empty() ? piece.tail
+                                         : piece.captured.size() == piece.length
+                                             ? piece.captured
+                                             : std::span<const uint8_t>{};
     return end.size() >= sizeof kLastChunk &&
            std::memcmp(end.data() + end.size() - sizeof kLastChunk, kLastChunk,
                        sizeof kLastChunk) == 0;

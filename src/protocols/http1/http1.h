@@ -20,10 +20,10 @@ enum class BodyFraming : uint8_t { None, ContentLength, Chunked, UntilClose };
 
 struct MessageHead {
     bool is_request = false;
-    std::string method;        // requests
-    std::string target;        // requests, raw request-target
-    int status = 0;            // responses
-    int version_minor = 1;     // HTTP/1.<minor>
+    std::string method;     // requests
+    std::string target;     // requests, raw request-target
+    int status = 0;         // responses
+    int version_minor = 1;  // HTTP/1.<minor>
     std::optional<uint64_t> content_length;
     bool chunked = false;
     bool connection_close = false;  // "Connection: close", or HTTP/1.0 without keep-alive
@@ -44,7 +44,7 @@ struct HeadParseResult {
 struct Limits {
     size_t max_head_bytes = 16 * 1024;  // request/status line plus headers
     size_t max_headers = 128;
-    size_t max_pending_requests = 64;   // pipelined requests awaiting a response
+    size_t max_pending_requests = 64;  // pipelined requests awaiting a response
 };
 
 // Parse a request head (is_request) or a status-line head from the start of
