@@ -24,6 +24,8 @@ class SleepHandlerTimingTest(unittest.TestCase):
                          if s["kind"] == "server" and s["path"] == "/sleep/100"]
                 return found if len(found) == 5 else None
             spans = h.wait_until(sleeps, 10, what="5 sleep spans")
+            print("\n  /sleep/100 spans (ms): " +
+                  ", ".join(f"{s['duration_ns'] / 1e6:.2f}" for s in spans))
             for s in spans:
                 ms = s["duration_ns"] / 1e6
                 self.assertGreaterEqual(ms, 100.0, s)
