@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "config/config.h"
 #include "conntrack/connection_tracker.h"
@@ -29,6 +30,7 @@
 #include "export/printer/span_printer.h"
 #include "export/prometheus/prometheus_server.h"
 #include "pipeline/red_metrics.h"
+#include "pipeline/route_matcher.h"
 #include "pipeline/self_metrics.h"
 
 namespace {
@@ -73,12 +75,16 @@ bool termination_requested(int sfd) {
     return read(sfd, &info, sizeof info) == sizeof info;
 }
 
+discovery::DiscoveryOptions discovery_options(const config::Config& cfg);
+
 class Agent {
 public:
-    explicit Agent(const config::Config& cfg)
+    Agent(const config::Config& cfg, pipeline::RouteMatcher routes)
         : cfg_(cfg),
-          red_(pipeline::default_duration_buckets(), pipeline::default_size_buckets()),
+          red_(cfg.prometheus_export.buckets.duration_histogram,
+               cfg.prometheus_export.buckets.request_size_histogram),
           printer_(*exporter::parse_printer_mode(cfg.trace_printer), stdout),
+          routes_(std::move(routes)),
           tracker_({}, self_, [this](pipeline::Span&& span) { on_span(std::move(span)); }),
           discovery_(discovery_options(cfg)) {
         tracker_.set_wall_clock_offset(wall_clock_offset_ns());
@@ -89,8 +95,12 @@ public:
     int run(int stop_fd) {
         if (!discovery_.has_selector())
             spdlog::warn(
-                "no selector configured (SONDE_OPEN_PORT, SONDE_EXECUTABLE_NAME): "
+                "no selector configured (open_port, executable_name, discovery.instrument): "
                 "instrumenting every process with a listening TCP socket");
+        for (const auto& inactive : discovery_.inactive_criteria())
+            spdlog::warn("selector criterion accepted, not active yet (matches nothing until "
+                         "Kubernetes support lands): {}",
+                         inactive);
         ebpf::SocketTracerOptions tracer_options;
         tracer_options.capture_bytes = cfg_.capture_bytes;
         tracer_options.agent_pid = uint32_t(getpid());
@@ -100,16 +110,17 @@ public:
         watch_ports();
 
         std::unique_ptr<exporter::PrometheusServer> prometheus;
-        if (cfg_.prometheus_port != 0) {
+        const auto& prom = cfg_.prometheus_export;
+        if (prom.port != 0) {
             exporter::PrometheusServerOptions popts;
-            popts.bind_address = cfg_.prometheus_address;
-            popts.port = cfg_.prometheus_port;
-            popts.path = cfg_.prometheus_path;
+            popts.bind_address = prom.address;
+            popts.port = prom.port;
+            popts.path = prom.path;
             prometheus = std::make_unique<exporter::PrometheusServer>(
                 popts, [this] { return render_metrics(); });
             prometheus->start();
-            spdlog::info("Prometheus endpoint on http://{}:{}{}", cfg_.prometheus_address,
-                         prometheus->bound_port(), cfg_.prometheus_path);
+            spdlog::info("Prometheus endpoint on http://{}:{}{}", prom.address,
+                         prometheus->bound_port(), prom.path);
         }
 
         apply(discovery_.rescan());
@@ -142,34 +153,18 @@ private:
     static constexpr int kPollMs = 50;
     static constexpr auto kRescanInterval = std::chrono::seconds(5);
 
-    static discovery::DiscoveryOptions discovery_options(const config::Config& cfg) {
-        discovery::DiscoveryOptions o;
-        if (!cfg.open_port.empty())
-            o.open_ports = std::get<discovery::PortSet>(discovery::PortSet::parse(cfg.open_port));
-        o.exe_path_regex = cfg.executable_name;
-        o.service_name = cfg.service_name;
-        o.service_namespace = cfg.service_namespace;
-        o.instrument_all_listeners = cfg.open_port.empty() && cfg.executable_name.empty();
-        o.never_instrument.insert(uint32_t(getpid()));
-        return o;
-    }
-
-    // Client-side selection: a connect() to one of these ports by an
-    // untracked process is reported by the kernel.
+    // Client-side and listen-time selection: connect()/listen() on one of
+    // these ports is reported, and filtered in, by the kernel at once.
     void watch_ports() {
-        if (cfg_.open_port.empty()) return;
-        auto ports = std::get<discovery::PortSet>(discovery::PortSet::parse(cfg_.open_port));
-        size_t watched = 0;
-        for (uint32_t p = 1; p <= 65535 && watched < SONDE_MAX_WATCHED_PORTS; ++p) {
-            if (!ports.contains(uint16_t(p))) continue;
-            tracer_->watch_port(uint16_t(p));
-            ++watched;
-        }
-        if (watched == SONDE_MAX_WATCHED_PORTS)
+        auto ports = discovery_.watched_ports(SONDE_MAX_WATCHED_PORTS + 1);
+        if (ports.size() > SONDE_MAX_WATCHED_PORTS) {
+            ports.resize(SONDE_MAX_WATCHED_PORTS);
             spdlog::warn(
-                "open_port covers more than {} ports: connections to the rest are "
-                "found by the periodic rescan only",
+                "selectors cover more than {} ports: processes on the others are found by the "
+                "periodic rescan only",
                 SONDE_MAX_WATCHED_PORTS);
+        }
+        for (uint16_t port : ports) tracer_->watch_port(port);
     }
 
     void on_record(std::span<const uint8_t> bytes) {
@@ -258,13 +253,22 @@ private:
         self_.kernel_inflight_missing = k[SONDE_KCOUNTER_INFLIGHT_MISSING];
         self_.kernel_read_user_failed = k[SONDE_KCOUNTER_READ_USER_FAILED];
         self_.metric_series_dropped = red_.dropped_series();
+        const auto& ds = discovery_.stats();
+        self_.discovery_problems = ds.tcp_rows_malformed + ds.files_truncated +
+                                   ds.fd_scans_truncated + ds.processes_unreadable;
         tracker_.expire_idle(clock_ns(CLOCK_MONOTONIC));
         tracker_.set_wall_clock_offset(wall_clock_offset_ns());
     }
 
     void on_span(pipeline::Span&& span) {
-        red_.record(span);
-        if (printer_.mode() != exporter::PrinterMode::Disabled) printer_.print(span);
+        static const std::string kNoService;
+        const std::string& service = span.service ? span.service->service_name : kNoService;
+        const pipeline::RouteDecision route = routes_.classify(service, span.path);
+        span.route.assign(route.route);
+        if (route.overflow) ++self_.routes_overflowed;
+        if (!route.ignore_in_metrics) red_.record(span);
+        if (!route.ignore_in_traces && printer_.mode() != exporter::PrinterMode::Disabled)
+            printer_.print(span);
     }
 
     std::string render_metrics() {
@@ -278,43 +282,183 @@ private:
     pipeline::SelfMetrics self_;
     pipeline::RedMetrics red_;
     exporter::SpanPrinter printer_;
+    pipeline::RouteMatcher routes_;
     conntrack::ConnectionTracker tracker_;
     discovery::ProcessDiscovery discovery_;
     std::unique_ptr<ebpf::SocketTracer> tracer_;
 };
 
+// A configuration selector as discovery evaluates it. Criteria discovery
+// cannot evaluate yet are carried along so that the selector matches nothing
+// rather than more than it asks for.
+discovery::Selector to_discovery_selector(const config::Selector& c, std::string origin) {
+    discovery::Selector d;
+    d.name = c.service_name;
+    d.namespace_name = c.service_namespace;
+    d.exe_path_regex = c.exe_path;
+    if (!c.open_ports.empty()) {
+        auto parsed = discovery::PortSet::parse(c.open_ports);
+        if (auto* ports = std::get_if<discovery::PortSet>(&parsed)) d.open_ports = *ports;
+    }
+    d.k8s_namespace = c.k8s_namespace;
+    d.k8s_pod_name = c.k8s_pod_name;
+    d.k8s_deployment_name = c.k8s_deployment_name;
+    for (const auto& [label, value] : c.k8s_pod_labels) d.k8s_pod_labels.emplace_back(label, value);
+    auto inactive = [&](const char* key, const std::string& value) {
+        if (!value.empty()) d.other_inactive_criteria.emplace_back(key, value);
+    };
+    inactive("k8s_replicaset_name", c.k8s_replicaset_name);
+    inactive("k8s_statefulset_name", c.k8s_statefulset_name);
+    inactive("k8s_daemonset_name", c.k8s_daemonset_name);
+    inactive("k8s_owner_name", c.k8s_owner_name);
+    for (const auto& [key, value] : c.k8s_pod_annotations)
+        d.other_inactive_criteria.emplace_back("k8s_pod_annotations." + key, value);
+    if (c.containers_only) d.other_inactive_criteria.emplace_back("containers_only", "true");
+    d.origin = std::move(origin);
+    return d;
+}
+
+// The top-level open_port/executable_name pair is one selector: a process
+// must satisfy both when both are set, as in Beyla.
+discovery::DiscoveryOptions discovery_options(const config::Config& cfg) {
+    discovery::DiscoveryOptions o;
+    if (!cfg.open_port.empty() || !cfg.executable_name.empty()) {
+        config::Selector top;
+        top.open_ports = cfg.open_port;
+        top.exe_path = cfg.executable_name;
+        o.instrument.push_back(to_discovery_selector(top, "open_port/executable_name"));
+    }
+    const auto& d = cfg.discovery;
+    for (size_t i = 0; i < d.instrument.size(); ++i)
+        o.instrument.push_back(to_discovery_selector(
+            d.instrument[i], "discovery.instrument[" + std::to_string(i) + "]"));
+    for (size_t i = 0; i < d.exclude_instrument.size(); ++i)
+        o.exclude.push_back(to_discovery_selector(
+            d.exclude_instrument[i], "discovery.exclude_instrument[" + std::to_string(i) + "]"));
+    o.service_name = cfg.service_name;
+    o.service_namespace = cfg.service_namespace;
+    o.instrument_all_listeners = o.instrument.empty();
+    o.never_instrument.insert(uint32_t(getpid()));
+    return o;
+}
+
+pipeline::RouteMatcherOptions route_options(const config::Routes& r) {
+    pipeline::RouteMatcherOptions o;
+    o.patterns = r.patterns;
+    o.ignored_patterns = r.ignored_patterns;
+    o.ignore_mode = *pipeline::parse_ignore_mode(config::to_string(r.ignore_mode));
+    o.unmatched = *pipeline::parse_unmatched_mode(config::to_string(r.unmatched));
+    o.wildcard_char = std::string(1, r.wildcard_char);
+    o.max_path_segment_cardinality = r.max_path_segment_cardinality;
+    o.max_routes_per_service = r.max_routes;
+    return o;
+}
+
+struct CommandLine {
+    bool check_only = false;  // `sonde config check [FILE]`
+    bool strict = false;
+    std::string config_path;
+};
+
+std::vector<std::string> environment_names() {
+    std::vector<std::string> names;
+    for (char** e = environ; e && *e; ++e) {
+        std::string_view entry(*e);
+        names.emplace_back(entry.substr(0, entry.find('=')));
+    }
+    return names;
+}
+
+struct LoadedConfiguration {
+    config::Config config;
+    pipeline::RouteMatcher routes;
+};
+
+// Loads the configuration and reports every problem on stderr, one line
+// each; also runs the checks only the consumers can make (selectors, routes).
+std::optional<LoadedConfiguration> load_configuration(const CommandLine& cli) {
+    config::LoadOptions options;
+    options.config_path = cli.config_path;
+    options.strict = cli.strict;
+    options.getenv = [](const char* name) -> const char* { return std::getenv(name); };
+    options.environment_names = environment_names();
+    config::LoadResult loaded = config::load(options);
+    for (const auto& problem : loaded.problems)
+        std::fprintf(stderr, "%s\n", problem.to_string().c_str());
+    if (!loaded.ok()) return std::nullopt;
+    bool ok = true;
+    for (const auto& problem : discovery::validate_selectors(discovery_options(loaded.config))) {
+        std::fprintf(stderr, "error: %s\n", problem.c_str());
+        ok = false;
+    }
+    auto routes = pipeline::RouteMatcher::create(route_options(loaded.config.routes));
+    if (auto* err = std::get_if<std::string>(&routes)) {
+        std::fprintf(stderr, "error: routes: %s\n", err->c_str());
+        ok = false;
+    }
+    if (!ok) return std::nullopt;
+    return LoadedConfiguration{std::move(loaded.config),
+                               std::move(std::get<pipeline::RouteMatcher>(routes))};
+}
+
+void print_usage() {
+    std::printf(
+        "usage: sonde [--config FILE] [--strict]\n"
+        "       sonde config check [FILE] [--strict]\n\n"
+        "  --config FILE  YAML configuration (else SONDE_CONFIG_PATH, then BEYLA_CONFIG_PATH)\n"
+        "  --strict       unknown configuration keys are errors, not warnings\n"
+        "  config check   print the effective configuration and every problem;\n"
+        "                 exit 0 when it is usable\n\n%s",
+        config::render_environment_help().c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     const TerminationSignals signals;
+    CommandLine cli;
     for (int i = 1; i < argc; ++i) {
-        std::string arg = argv[i];
+        const std::string arg = argv[i];
         if (arg == "--version") {
             std::printf("sonde %s\n", SONDE_VERSION);
             return 0;
         }
         if (arg == "--help" || arg == "-h") {
-            std::printf(
-                "usage: sonde\n\nConfigured through environment variables "
-                "(SONDE_X, or BEYLA_X as an alias):\n");
-            for (const auto& spec : config::option_specs())
-                std::printf("  SONDE_%-24s %s\n", std::string(spec.name).c_str(),
-                            std::string(spec.help).c_str());
+            print_usage();
             return 0;
         }
-        std::fprintf(stderr, "sonde: unknown argument '%s' (try --help)\n", arg.c_str());
-        return 2;
+        if (arg == "--strict") {
+            cli.strict = true;
+        } else if (arg == "--config" && i + 1 < argc) {
+            cli.config_path = argv[++i];
+        } else if (arg.rfind("--config=", 0) == 0) {
+            cli.config_path = arg.substr(9);
+        } else if (arg == "config" && i + 1 < argc && std::string_view(argv[i + 1]) == "check") {
+            cli.check_only = true;
+            ++i;
+            if (i + 1 < argc && argv[i + 1][0] != '-') cli.config_path = argv[++i];
+        } else {
+            std::fprintf(stderr, "sonde: unknown argument '%s' (try --help)\n", arg.c_str());
+            return 2;
+        }
     }
+
+    std::optional<LoadedConfiguration> loaded = load_configuration(cli);
+    if (cli.check_only) {
+        if (!loaded) return 1;
+        std::printf("%s", config::render_effective_yaml(loaded->config).c_str());
+        for (const auto& setting : config::inactive_settings(loaded->config))
+            std::fprintf(stderr, "note: accepted, not active yet: %s\n", setting.c_str());
+        return 0;
+    }
+    if (!loaded) return 2;
 
     auto logger = spdlog::stderr_color_mt("sonde");
     spdlog::set_default_logger(logger);
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
-
-    config::LoadResult loaded = config::load_from_environment(
-        [](const char* name) -> const char* { return std::getenv(name); });
-    for (const auto& err : loaded.errors) spdlog::error("configuration: {}", err);
-    if (!loaded.errors.empty()) return 2;
-    spdlog::set_level(spdlog::level::from_str(loaded.config.log_level));
+    spdlog::set_level(spdlog::level::from_str(loaded->config.log_level));
+    for (const auto& setting : config::inactive_settings(loaded->config))
+        spdlog::warn("configuration accepted, not active yet: {}", setting);
 
     auto caps = ebpf::check_capabilities();
     if (!caps.ok()) {
@@ -330,7 +474,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     try {
-        Agent agent(loaded.config);
+        Agent agent(loaded->config, std::move(loaded->routes));
         return agent.run(signals.fd());
     } catch (const std::exception& e) {
         spdlog::error("{}", e.what());

@@ -5,7 +5,6 @@
 #include <cstring>
 
 #include "discovery/proc_parsers.h"
-#include "pipeline/route.h"
 #include "protocols/registry.h"
 
 namespace sonde::conntrack {
@@ -178,7 +177,6 @@ void ConnectionTracker::emit(Connection& conn, std::vector<protocols::Exchange>&
         span.start_unix_ns = span.start_mono_ns + wall_offset_ns_;
         span.end_unix_ns = span.end_mono_ns + wall_offset_ns_;
         span.method = std::move(ex.method);
-        span.route = pipeline::heuristic_route(ex.path);
         span.path = std::move(ex.path);
         span.status = ex.status;
         span.request_body_bytes = ex.request_body_bytes;

@@ -89,6 +89,16 @@ std::variant<PortSet, std::string> PortSet::parse(std::string_view text) {
     return set;
 }
 
+std::vector<uint16_t> PortSet::lowest(size_t max_count) const {
+    std::vector<uint16_t> out;
+    for (uint32_t port = 1; port <= kMaxPort && out.size() < max_count; ++port) {
+        if (ports_.test(port)) {
+            out.push_back(static_cast<uint16_t>(port));
+        }
+    }
+    return out;
+}
+
 std::string PortSet::to_string() const {
     std::string out;
     uint32_t port = 1;

@@ -2,10 +2,12 @@
 #pragma once
 
 #include <bitset>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 namespace sonde::discovery {
 
@@ -17,7 +19,20 @@ public:
 
     bool contains(uint16_t port) const { return port != 0 && ports_.test(port); }
     bool empty() const { return ports_.none(); }
+    size_t size() const { return ports_.count(); }
     std::string to_string() const;  // canonical "80,443,8000-8999"
+
+    void insert(uint16_t port) {
+        if (port != 0) {
+            ports_.set(port);
+        }
+    }
+    PortSet& operator|=(const PortSet& other) {
+        ports_ |= other.ports_;
+        return *this;
+    }
+    // The lowest `max_count` ports, ascending.
+    std::vector<uint16_t> lowest(size_t max_count) const;
 
 private:
     std::bitset<65536> ports_;

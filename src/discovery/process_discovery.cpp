@@ -143,6 +143,8 @@ std::string strip_deleted_suffix(std::string path) {
     return path;
 }
 
+}  // namespace
+
 // What a socket says about its owner: it listens on `port`, or it is
 // connected (or connecting) to `port` on some server.
 struct SocketUse {
@@ -154,20 +156,33 @@ struct SocketUse {
     bool operator==(const SocketUse& o) const = default;
 };
 
+struct CompiledSelector {
+    Selector spec;                        // origin filled in
+    std::unique_ptr<re2::RE2> exe_regex;  // null when exe_path_regex is empty
+    // False when the selector has criteria that cannot be evaluated yet
+    // (Kubernetes): it then matches nothing rather than more than asked for.
+    bool active = true;
+};
+
+namespace {
+
 // The sockets of one network namespace that can select a process, by inode.
 using SocketTable = std::unordered_map<uint64_t, SocketUse>;
 
 struct ScanContext {
     const DiscoveryOptions& options;
-    const re2::RE2* exe_regex;
+    const std::vector<CompiledSelector>& instrument;
+    const std::vector<CompiledSelector>& exclude;
+    const PortSet& client_ports;  // connections to other ports select nothing
+    bool listener_mode;
     DiscoveryStats& stats;
     // Set during a full rescan: tables shared by processes of one netns.
     std::unordered_map<uint64_t, SocketTable>* netns_tables = nullptr;
 };
 
 // Adds the useful rows of dir/tcp and dir/tcp6; false if neither exists.
-// Client rows are kept only for open_ports, so a host with many connections
-// does not turn into a large table.
+// Client rows are kept only for selector ports, so a host with many
+// connections does not turn into a large table.
 bool load_socket_rows(ScanContext& ctx, const std::string& net_dir, SocketTable& table) {
     bool found_any = false;
     for (const bool ipv6 : {false, true}) {
@@ -185,7 +200,7 @@ bool load_socket_rows(ScanContext& ctx, const std::string& net_dir, SocketTable&
             if (row.state == kTcpStateListen) {
                 table.emplace(row.inode, SocketUse{row.local_port, true});
             } else if ((row.state == kTcpStateEstablished || row.state == kTcpStateSynSent) &&
-                       ctx.options.open_ports.contains(row.remote_port)) {
+                       ctx.client_ports.contains(row.remote_port)) {
                 table.emplace(row.inode, SocketUse{row.remote_port, false});
             }
         }
@@ -267,56 +282,123 @@ std::vector<SocketUse> socket_uses(ScanContext& ctx, const std::string& pid_dir)
     return uses;
 }
 
-bool any_selector(const DiscoveryOptions& options) {
-    return !options.open_ports.empty() || !options.exe_path_regex.empty();
+// What one evaluation knows about one process. The socket list is the
+// expensive part (an fd directory walk and the tcp tables), so it is read
+// only when a selector gets as far as asking for it, and then only once.
+class ProcessFacts {
+public:
+    ProcessFacts(ScanContext& ctx, std::string pid_dir, std::string exe_path,
+                 const SocketUse* evidence)
+        : ctx_(ctx),
+          pid_dir_(std::move(pid_dir)),
+          exe_path_(std::move(exe_path)),
+          evidence_(evidence) {}
+
+    const std::string& exe_path() const { return exe_path_; }
+    // A socket a kernel event reported, which /proc may not show yet.
+    const SocketUse* evidence() const { return evidence_; }
+    const std::vector<SocketUse>& sockets() {
+        if (!sockets_) {
+            sockets_ = socket_uses(ctx_, pid_dir_);
+        }
+        return *sockets_;
+    }
+
+private:
+    ScanContext& ctx_;
+    std::string pid_dir_;
+    std::string exe_path_;
+    const SocketUse* evidence_;
+    std::optional<std::vector<SocketUse>> sockets_;
+};
+
+std::string describe_use(const SocketUse& use) {
+    return (use.listening ? "listens on port " : "connects to port ") + std::to_string(use.port);
 }
 
-// Which selector, if any, picks this process; the text goes into logs.
-std::optional<std::string> match_selector(ScanContext& ctx, const std::string& pid_dir,
-                                          const std::string& exe_path,
-                                          const std::unordered_set<uint16_t>* extra_ports) {
-    const DiscoveryOptions& options = ctx.options;
-    if (ctx.exe_regex != nullptr && RE2::PartialMatch(exe_path, *ctx.exe_regex)) {
-        return "exe_path ~ " + options.exe_path_regex;
+// The socket that satisfies `ports`: the event's evidence first, then the
+// process's own sockets, listeners before clients (a server that is also a
+// client of the same ports is reported as the server).
+std::optional<SocketUse> matching_socket(const PortSet& ports, ProcessFacts& facts) {
+    if (facts.evidence() != nullptr && ports.contains(facts.evidence()->port)) {
+        return *facts.evidence();
     }
-    if (!options.open_ports.empty()) {
-        // Ports reported by a kernel event count even before /proc shows them.
-        if (extra_ports != nullptr) {
-            std::vector<uint16_t> hinted(extra_ports->begin(), extra_ports->end());
-            std::sort(hinted.begin(), hinted.end());
-            for (const uint16_t port : hinted) {
-                if (options.open_ports.contains(port)) {
-                    return "open_port " + std::to_string(port);
-                }
-            }
-        }
-        // Listeners sort first, so a server that is also a client of the
-        // same port set is reported as the server.
-        for (const SocketUse& use : socket_uses(ctx, pid_dir)) {
-            if (options.open_ports.contains(use.port)) {
-                return "open_port " + std::to_string(use.port);
-            }
-        }
-        return std::nullopt;
-    }
-    if (!any_selector(options) && options.instrument_all_listeners) {
-        if (extra_ports != nullptr && !extra_ports->empty()) {
-            return std::string("any listening socket");
-        }
-        for (const SocketUse& use : socket_uses(ctx, pid_dir)) {
-            if (use.listening) {
-                return std::string("any listening socket");
-            }
+    for (const SocketUse& use : facts.sockets()) {
+        if (ports.contains(use.port)) {
+            return use;
         }
     }
     return std::nullopt;
 }
 
-void resolve_service_names(ScanContext& ctx, const std::string& pid_dir,
+// What satisfied every criterion of `selector` (for logs), or nullopt.
+// The regex runs first: it is cheap, and when it fails no fd is read.
+std::optional<std::string> match_criteria(const CompiledSelector& selector, ProcessFacts& facts) {
+    if (!selector.active) {
+        return std::nullopt;
+    }
+    std::string matched;
+    if (selector.exe_regex != nullptr) {
+        if (!RE2::PartialMatch(facts.exe_path(), *selector.exe_regex)) {
+            return std::nullopt;
+        }
+        matched = "exe_path ~ \"" + selector.spec.exe_path_regex + "\"";
+    }
+    if (!selector.spec.open_ports.empty()) {
+        const auto use = matching_socket(selector.spec.open_ports, facts);
+        if (!use) {
+            return std::nullopt;
+        }
+        matched += (matched.empty() ? "" : " and ") + describe_use(*use);
+    }
+    return matched;
+}
+
+bool excluded(ScanContext& ctx, ProcessFacts& facts) {
+    for (const CompiledSelector& selector : ctx.exclude) {
+        if (match_criteria(selector, facts)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+struct SelectorMatch {
+    const Selector* selector = nullptr;  // null in listener mode
+    std::string description;
+};
+
+std::optional<SelectorMatch> match_instrument(ScanContext& ctx, ProcessFacts& facts) {
+    for (const CompiledSelector& selector : ctx.instrument) {
+        if (auto matched = match_criteria(selector, facts)) {
+            return SelectorMatch{&selector.spec, selector.spec.origin + " " + *matched};
+        }
+    }
+    if (ctx.listener_mode) {
+        const SocketUse* evidence = facts.evidence();
+        bool listening = evidence != nullptr && evidence->listening;
+        // Listeners sort first: the first socket says whether there is one.
+        listening = listening || (!facts.sockets().empty() && facts.sockets().front().listening);
+        if (listening) {
+            return SelectorMatch{nullptr, "any listening socket"};
+        }
+    }
+    return std::nullopt;
+}
+
+void resolve_service_names(ScanContext& ctx, const std::string& pid_dir, const Selector* selector,
                            ServiceIdentity& identity) {
     const DiscoveryOptions& options = ctx.options;
-    identity.service_name = options.service_name;
-    identity.service_namespace = options.service_namespace;
+    if (selector != nullptr) {
+        identity.service_name = selector->name;
+        identity.service_namespace = selector->namespace_name;
+    }
+    if (identity.service_name.empty()) {
+        identity.service_name = options.service_name;
+    }
+    if (identity.service_namespace.empty()) {
+        identity.service_namespace = options.service_namespace;
+    }
     if (!identity.service_name.empty() && !identity.service_namespace.empty()) {
         return;
     }
@@ -346,17 +428,29 @@ void resolve_service_names(ScanContext& ctx, const std::string& pid_dir,
     }
 }
 
+std::string pid_dir_of(const DiscoveryOptions& options, uint32_t pid) {
+    return options.proc_root + "/" + std::to_string(pid);
+}
+
+bool can_match_anything(const ScanContext& ctx) {
+    return ctx.listener_mode || std::any_of(ctx.instrument.begin(), ctx.instrument.end(),
+                                            [](const CompiledSelector& s) { return s.active; });
+}
+
+// Cheapest checks first: stat and the exe link for every process; the fd
+// directory only if a selector still needs it; cmdline and environ only for
+// a process that matched.
 std::optional<IdentityPtr> evaluate_process(ScanContext& ctx, uint32_t pid,
-                                            const std::unordered_set<uint16_t>* extra_ports) {
+                                            const SocketUse* evidence) {
     const DiscoveryOptions& options = ctx.options;
     if (pid == 0 || pid == kInitPid || pid == kKthreaddPid ||
         options.never_instrument.count(pid) != 0) {
         return std::nullopt;
     }
-    if (!any_selector(options) && !options.instrument_all_listeners) {
+    if (!can_match_anything(ctx)) {
         return std::nullopt;
     }
-    const std::string pid_dir = options.proc_root + "/" + std::to_string(pid);
+    const std::string pid_dir = pid_dir_of(options, pid);
     const auto stat_text = read_capped(pid_dir + "/stat", kStatMaxBytes, ctx.stats);
     if (!stat_text) {
         return std::nullopt;  // gone, or not a process
@@ -370,22 +464,33 @@ std::optional<IdentityPtr> evaluate_process(ScanContext& ctx, uint32_t pid,
         ++ctx.stats.processes_unreadable;
         return std::nullopt;
     }
+    ProcessFacts facts(ctx, pid_dir, strip_deleted_suffix(*exe_link), evidence);
+    auto match = match_instrument(ctx, facts);
+    if (!match) {
+        return std::nullopt;
+    }
     // Kernel threads and zombies have an empty command line.
     if (!file_has_content(pid_dir + "/cmdline")) {
+        return std::nullopt;
+    }
+    if (excluded(ctx, facts)) {
         return std::nullopt;
     }
     auto identity = std::make_shared<ServiceIdentity>();
     identity->pid = pid;
     identity->start_time_ticks = stat->start_time_ticks;
-    identity->exe_path = strip_deleted_suffix(*exe_link);
+    identity->exe_path = facts.exe_path();
     identity->exe_name = basename_of(identity->exe_path);
-    auto selector = match_selector(ctx, pid_dir, identity->exe_path, extra_ports);
-    if (!selector) {
-        return std::nullopt;
-    }
-    identity->selector = std::move(*selector);
-    resolve_service_names(ctx, pid_dir, *identity);
+    identity->selector = std::move(match->description);
+    resolve_service_names(ctx, pid_dir, match->selector, *identity);
     return IdentityPtr(std::move(identity));
+}
+
+// Whether a tracked process has since gained a socket an exclusion names.
+// Its executable cannot have changed without an exec, which re-evaluates it.
+bool excluded_now(ScanContext& ctx, const ServiceIdentity& identity, const SocketUse* evidence) {
+    ProcessFacts facts(ctx, pid_dir_of(ctx.options, identity.pid), identity.exe_path, evidence);
+    return excluded(ctx, facts);
 }
 
 bool same_identity(const ServiceIdentity& a, const ServiceIdentity& b) {
@@ -401,45 +506,173 @@ DiscoveryChange forget_change(uint32_t pid) {
     return DiscoveryChange{DiscoveryChange::Kind::Forget, nullptr, pid};
 }
 
+std::string quoted(std::string_view text) {
+    return "\"" + std::string(text) + "\"";
+}
+
+std::vector<std::string> inactive_criteria_of(const Selector& s) {
+    std::vector<std::string> out;
+    if (!s.k8s_namespace.empty()) {
+        out.push_back("k8s_namespace=" + quoted(s.k8s_namespace));
+    }
+    if (!s.k8s_pod_name.empty()) {
+        out.push_back("k8s_pod_name=" + quoted(s.k8s_pod_name));
+    }
+    if (!s.k8s_deployment_name.empty()) {
+        out.push_back("k8s_deployment_name=" + quoted(s.k8s_deployment_name));
+    }
+    if (!s.k8s_pod_labels.empty()) {
+        std::string labels = "k8s_pod_labels={";
+        for (size_t i = 0; i < s.k8s_pod_labels.size(); ++i) {
+            labels += (i == 0 ? "" : ", ") + s.k8s_pod_labels[i].first + "=" +
+                      quoted(s.k8s_pod_labels[i].second);
+        }
+        out.push_back(labels + "}");
+    }
+    for (const auto& [key, value] : s.other_inactive_criteria) {
+        out.push_back(key + "=" + quoted(value));
+    }
+    return out;
+}
+
+// Validates and compiles one selector; problems go to `errors`.
+CompiledSelector compile_selector(Selector spec, const std::string& default_origin,
+                                  std::vector<std::string>& errors) {
+    CompiledSelector out;
+    if (spec.origin.empty()) {
+        spec.origin = default_origin;
+    }
+    if (!spec.has_criteria()) {
+        errors.push_back(spec.origin +
+                         ": selector has no criteria and would match nothing; set exe_path, "
+                         "open_ports or a Kubernetes criterion such as k8s_namespace");
+    }
+    for (const auto& [key, value] : spec.k8s_pod_labels) {
+        if (key.empty()) {
+            errors.push_back(spec.origin + ": k8s_pod_labels has an empty label name");
+        }
+    }
+    if (!spec.exe_path_regex.empty()) {
+        RE2::Options re_options;
+        re_options.set_log_errors(false);
+        out.exe_regex = std::make_unique<re2::RE2>(spec.exe_path_regex, re_options);
+        if (!out.exe_regex->ok()) {
+            errors.push_back(spec.origin + ": invalid exe_path regex " +
+                             quoted(spec.exe_path_regex) + ": " + out.exe_regex->error());
+        }
+    }
+    out.active = spec.has_criteria() && !spec.has_inactive_criteria();
+    out.spec = std::move(spec);
+    return out;
+}
+
+std::vector<CompiledSelector> compile_all(std::vector<Selector> specs, std::string_view list_name,
+                                          std::vector<std::string>& errors) {
+    std::vector<CompiledSelector> out;
+    out.reserve(specs.size());
+    for (size_t i = 0; i < specs.size(); ++i) {
+        out.push_back(compile_selector(
+            std::move(specs[i]), std::string(list_name) + "[" + std::to_string(i) + "]", errors));
+    }
+    return out;
+}
+
+constexpr std::string_view kInstrumentList = "discovery.instrument";
+constexpr std::string_view kExcludeList = "discovery.exclude_instrument";
+
 }  // namespace
+
+bool Selector::has_inactive_criteria() const {
+    return !k8s_namespace.empty() || !k8s_pod_name.empty() || !k8s_deployment_name.empty() ||
+           !k8s_pod_labels.empty() || !other_inactive_criteria.empty();
+}
+
+bool Selector::has_criteria() const {
+    return !exe_path_regex.empty() || !open_ports.empty() || has_inactive_criteria();
+}
+
+std::vector<std::string> validate_selectors(const DiscoveryOptions& options) {
+    std::vector<std::string> errors;
+    compile_all(options.instrument, kInstrumentList, errors);
+    compile_all(options.exclude, kExcludeList, errors);
+    return errors;
+}
 
 ProcessDiscovery::ProcessDiscovery(DiscoveryOptions options) : options_(std::move(options)) {
     while (options_.proc_root.size() > 1 && options_.proc_root.back() == '/') {
         options_.proc_root.pop_back();
     }
-    if (!options_.exe_path_regex.empty()) {
-        RE2::Options re_options;
-        re_options.set_log_errors(false);
-        exe_regex_ = std::make_unique<re2::RE2>(options_.exe_path_regex, re_options);
-        if (!exe_regex_->ok()) {
-            throw std::invalid_argument("invalid exe_path_regex '" + options_.exe_path_regex +
-                                        "': " + exe_regex_->error());
+    std::vector<std::string> errors;
+    instrument_ = compile_all(std::move(options_.instrument), kInstrumentList, errors);
+    exclude_ = compile_all(std::move(options_.exclude), kExcludeList, errors);
+    options_.instrument.clear();  // the compiled copies are the ones in use
+    options_.exclude.clear();
+    if (!errors.empty()) {
+        std::string message = errors.front();
+        for (size_t i = 1; i < errors.size(); ++i) {
+            message += "; " + errors[i];
+        }
+        throw std::invalid_argument(message);
+    }
+    for (const CompiledSelector& selector : instrument_) {
+        if (selector.active) {
+            instrument_ports_ |= selector.spec.open_ports;
         }
     }
+    for (const CompiledSelector& selector : exclude_) {
+        if (selector.active) {
+            exclude_ports_ |= selector.spec.open_ports;
+        }
+    }
+    selector_ports_ = instrument_ports_;
+    selector_ports_ |= exclude_ports_;
+    listener_mode_ = instrument_.empty() && options_.instrument_all_listeners;
 }
 
 ProcessDiscovery::~ProcessDiscovery() = default;
+ProcessDiscovery::ProcessDiscovery(ProcessDiscovery&&) noexcept = default;
+ProcessDiscovery& ProcessDiscovery::operator=(ProcessDiscovery&&) noexcept = default;
 
 bool ProcessDiscovery::has_selector() const {
-    return any_selector(options_);
+    return !instrument_.empty();
 }
 
-std::optional<IdentityPtr> ProcessDiscovery::evaluate(
-    uint32_t pid, const std::unordered_set<uint16_t>* extra_ports) {
-    ScanContext ctx{options_, exe_regex_.get(), stats_};
-    return evaluate_process(ctx, pid, extra_ports);
+std::vector<uint16_t> ProcessDiscovery::watched_ports(size_t max_count) const {
+    return instrument_ports_.lowest(max_count);
+}
+
+std::vector<std::string> ProcessDiscovery::inactive_criteria() const {
+    std::vector<std::string> out;
+    for (const auto* list : {&instrument_, &exclude_}) {
+        for (const CompiledSelector& selector : *list) {
+            const auto criteria = inactive_criteria_of(selector.spec);
+            if (criteria.empty()) {
+                continue;
+            }
+            std::string line = selector.spec.origin + ":";
+            for (const std::string& criterion : criteria) {
+                line += " " + criterion;
+            }
+            out.push_back(std::move(line));
+        }
+    }
+    return out;
 }
 
 std::vector<DiscoveryChange> ProcessDiscovery::rescan() {
     std::vector<DiscoveryChange> changes;
+    std::unordered_map<uint64_t, SocketTable> netns_tables;
+    ScanContext ctx{options_,       instrument_, exclude_,     selector_ports_,
+                    listener_mode_, stats_,      &netns_tables};
 
     // Forget first, so a reused pid is re-evaluated below as a new process.
     std::vector<uint32_t> stale;
     for (const auto& [pid, identity] : tracked_) {
-        const std::string stat_path = options_.proc_root + "/" + std::to_string(pid) + "/stat";
-        const auto text = read_capped(stat_path, kStatMaxBytes, stats_);
+        const auto text = read_capped(pid_dir_of(options_, pid) + "/stat", kStatMaxBytes, stats_);
         const auto stat = text ? parse_proc_stat(*text) : std::nullopt;
         if (!stat || stat->start_time_ticks != identity->start_time_ticks) {
+            stale.push_back(pid);
+        } else if (!exclude_ports_.empty() && excluded_now(ctx, *identity, nullptr)) {
             stale.push_back(pid);
         }
     }
@@ -447,6 +680,9 @@ std::vector<DiscoveryChange> ProcessDiscovery::rescan() {
     for (const uint32_t pid : stale) {
         tracked_.erase(pid);
         changes.push_back(forget_change(pid));
+    }
+    if (!can_match_anything(ctx)) {
+        return changes;
     }
 
     std::vector<uint32_t> pids;
@@ -463,8 +699,6 @@ std::vector<DiscoveryChange> ProcessDiscovery::rescan() {
     // Sorted so the order of changes does not depend on directory order.
     std::sort(pids.begin(), pids.end());
 
-    std::unordered_map<uint64_t, SocketTable> netns_tables;
-    ScanContext ctx{options_, exe_regex_.get(), stats_, &netns_tables};
     for (const uint32_t pid : pids) {
         if (tracked_.count(pid) != 0) {
             continue;
@@ -479,7 +713,8 @@ std::vector<DiscoveryChange> ProcessDiscovery::rescan() {
 
 std::vector<DiscoveryChange> ProcessDiscovery::on_exec(uint32_t pid) {
     std::vector<DiscoveryChange> changes;
-    auto identity = evaluate(pid, nullptr);
+    ScanContext ctx{options_, instrument_, exclude_, selector_ports_, listener_mode_, stats_};
+    auto identity = evaluate_process(ctx, pid, nullptr);
     const auto it = tracked_.find(pid);
     if (it == tracked_.end()) {
         if (identity) {
@@ -501,24 +736,32 @@ std::vector<DiscoveryChange> ProcessDiscovery::on_exec(uint32_t pid) {
 }
 
 std::vector<DiscoveryChange> ProcessDiscovery::on_listen(uint32_t pid, uint16_t port) {
-    const bool relevant = options_.open_ports.contains(port) ||
-                          (!has_selector() && options_.instrument_all_listeners);
-    return relevant ? track_with_port(pid, port) : std::vector<DiscoveryChange>{};
+    return on_port(pid, SocketUse{port, true});
 }
 
 std::vector<DiscoveryChange> ProcessDiscovery::on_connect(uint32_t pid, uint16_t port) {
-    return options_.open_ports.contains(port) ? track_with_port(pid, port)
-                                              : std::vector<DiscoveryChange>{};
+    return on_port(pid, SocketUse{port, false});
 }
 
-// The kernel saw `port` before /proc may show it (listen() in progress, a
-// connect() just issued): evaluate as if the process had that socket.
-std::vector<DiscoveryChange> ProcessDiscovery::track_with_port(uint32_t pid, uint16_t port) {
-    if (is_tracked(pid)) {
+// The kernel saw the socket before /proc may show it (listen() in progress,
+// a connect() just issued): evaluate as if the process had it.
+std::vector<DiscoveryChange> ProcessDiscovery::on_port(uint32_t pid, const SocketUse& evidence) {
+    ScanContext ctx{options_, instrument_, exclude_, selector_ports_, listener_mode_, stats_};
+    if (const auto it = tracked_.find(pid); it != tracked_.end()) {
+        // Exclusions win, also over a process that was picked before it
+        // opened the excluded port.
+        if (exclude_ports_.contains(evidence.port) && excluded_now(ctx, *it->second, &evidence)) {
+            tracked_.erase(it);
+            return {forget_change(pid)};
+        }
         return {};
     }
-    const std::unordered_set<uint16_t> ports{port};
-    auto identity = evaluate(pid, &ports);
+    const bool relevant =
+        instrument_ports_.contains(evidence.port) || (listener_mode_ && evidence.listening);
+    if (!relevant) {
+        return {};
+    }
+    auto identity = evaluate_process(ctx, pid, &evidence);
     if (!identity) {
         return {};
     }

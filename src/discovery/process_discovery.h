@@ -1,35 +1,89 @@
 // Which processes to instrument. Discovery reads /proc (under a configurable
 // root, so tests can point it at a fake tree), matches processes against the
 // selectors, resolves their service identity, and reports what changed.
+//
+// Selection (Beyla's `discovery` section):
+//  - `instrument` selectors are ORed; the criteria inside one selector are
+//    ANDed (exe_path and open_ports both set: the process needs both).
+//  - A process matching any `exclude` selector is never instrumented, even if
+//    an `instrument` selector picks it; pid 1, kernel threads and
+//    `never_instrument` (the agent itself) are never instrumented either.
+//  - open_ports matches a process listening on, or connected / connecting to,
+//    any of the ports, in `instrument` and `exclude` alike.
+//  - Kubernetes criteria (k8s_*, and other_inactive_criteria) cannot be
+//    evaluated until Kubernetes support lands: a selector that has any of them
+//    matches nothing for now (in `exclude` too: it excludes nothing), and
+//    inactive_criteria() lists them so the caller can say so once.
+//  - With no `instrument` selector at all and instrument_all_listeners set:
+//    every process with a listening TCP socket (exclusions still apply).
+//
+// Service naming, first non-empty wins:
+//  service.name:      the `name` of the first instrument selector that matched
+//                     > DiscoveryOptions::service_name (the agent-wide explicit
+//                       SONDE_/BEYLA_/OTEL_SERVICE_NAME)
+//                     > OTEL_SERVICE_NAME in the target's own environment
+//                     > service.name in the target's OTEL_RESOURCE_ATTRIBUTES
+//                     > the executable's file name.
+//  service.namespace: the selector's `namespace` > service_namespace >
+//                     service.namespace in the target's OTEL_RESOURCE_ATTRIBUTES > "".
+//  The selector beats the agent-wide name because it is the more specific
+//  statement: with several named selectors, one agent-wide name would
+//  otherwise erase them all.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "discovery/port_set.h"
 #include "pipeline/span.h"
 
-namespace re2 {
-class RE2;
-}
-
 namespace sonde::discovery {
+
+// One entry of discovery.instrument or discovery.exclude_instrument.
+struct Selector {
+    std::string name;            // service.name for what it matches ("" = not set)
+    std::string namespace_name;  // service.namespace for what it matches ("" = not set)
+    std::string exe_path_regex;  // RE2, partial match against the executable path
+    PortSet open_ports;
+    // Kubernetes criteria: accepted, not evaluated yet (see the top of this file).
+    std::string k8s_namespace, k8s_pod_name, k8s_deployment_name;
+    std::vector<std::pair<std::string, std::string>> k8s_pod_labels;
+    // Any other criterion the configuration accepts but discovery cannot
+    // evaluate yet, as (key, value), e.g. {"k8s_owner_name", "shop"} or
+    // {"containers_only", "true"}. Like k8s_*, one makes the selector match
+    // nothing, never more than it asks for.
+    std::vector<std::pair<std::string, std::string>> other_inactive_criteria;
+    // Where the selector came from, for logs and errors, e.g.
+    // "discovery.instrument[2] (config.yml:7)". Empty: "discovery.instrument[i]"
+    // or "discovery.exclude_instrument[i]" is filled in.
+    std::string origin;
+
+    bool has_inactive_criteria() const;
+    // Any criterion at all, active or not. A selector without one is rejected.
+    bool has_criteria() const;
+};
 
 struct DiscoveryOptions {
     std::string proc_root = "/proc";
-    PortSet open_ports;             // processes listening on or connecting to these ports
-    std::string exe_path_regex;     // RE2, partial match against the executable path; empty = none
-    std::string service_name;       // explicit override for every process (SONDE_SERVICE_NAME)
-    std::string service_namespace;  // explicit override (SONDE_SERVICE_NAMESPACE)
-    // With no selector at all: every process with a listening TCP socket.
+    std::vector<Selector> instrument;  // ORed
+    std::vector<Selector> exclude;     // any match excludes
+    std::string service_name;          // agent-wide explicit name (SONDE_SERVICE_NAME)
+    std::string service_namespace;     // agent-wide explicit namespace
+    // With no instrument selector at all: every process with a listening TCP socket.
     bool instrument_all_listeners = false;
     std::unordered_set<uint32_t> never_instrument;  // the agent itself
 };
+
+// Every problem in the selectors (no criteria, regex that does not compile),
+// one message each naming the selector's origin. Empty when all is well.
+std::vector<std::string> validate_selectors(const DiscoveryOptions& options);
 
 // Degraded-mode counts for the agent's own metrics. Discovery runs on one
 // thread, so these are plain integers.
@@ -46,17 +100,29 @@ struct DiscoveryChange {
     uint32_t pid = 0;
 };
 
+// Defined in the .cpp: a selector after validation, and what a socket (or a
+// kernel event standing in for one) says about its owner.
+struct CompiledSelector;
+struct SocketUse;
+
 class ProcessDiscovery {
 public:
-    // Throws std::invalid_argument if exe_path_regex does not compile.
+    // The kernel's watched-port map holds this many entries.
+    static constexpr size_t kMaxWatchedPorts = 1024;
+
+    // Throws std::invalid_argument carrying every validate_selectors() message.
     explicit ProcessDiscovery(DiscoveryOptions options);
     ~ProcessDiscovery();
+    ProcessDiscovery(ProcessDiscovery&&) noexcept;
+    ProcessDiscovery& operator=(ProcessDiscovery&&) noexcept;
 
-    // Full /proc walk: new matches, and tracked processes that are gone or
-    // were replaced (pid reuse detected by start time).
+    // Full /proc walk: new matches, tracked processes that are gone or were
+    // replaced (pid reuse detected by start time), and tracked processes that
+    // now match a port exclusion.
     std::vector<DiscoveryChange> rescan();
 
-    // Cheap targeted checks driven by kernel events.
+    // Cheap targeted checks driven by kernel events. on_listen / on_connect
+    // take the port as evidence the socket exists (it may not be in /proc yet).
     std::vector<DiscoveryChange> on_exec(uint32_t pid);
     std::vector<DiscoveryChange> on_listen(uint32_t pid, uint16_t port);
     std::vector<DiscoveryChange> on_connect(uint32_t pid, uint16_t port);
@@ -64,15 +130,26 @@ public:
 
     bool is_tracked(uint32_t pid) const { return tracked_.count(pid) != 0; }
     size_t tracked_count() const { return tracked_.size(); }
+    // At least one instrument selector (active or not) is configured.
     bool has_selector() const;
+    // The ports of all active instrument selectors, lowest first, at most
+    // `max_count` (ask for one more than the kernel holds to detect overflow).
+    std::vector<uint16_t> watched_ports(size_t max_count = kMaxWatchedPorts) const;
+    // One line per selector with criteria that are accepted but not evaluated
+    // yet, e.g. `discovery.instrument[0]: k8s_namespace="payments"`.
+    std::vector<std::string> inactive_criteria() const;
     const DiscoveryStats& stats() const { return stats_; }
 
 private:
-    std::vector<DiscoveryChange> track_with_port(uint32_t pid, uint16_t port);
-    std::optional<std::shared_ptr<const pipeline::ServiceIdentity>> evaluate(
-        uint32_t pid, const std::unordered_set<uint16_t>* extra_ports);
+    std::vector<DiscoveryChange> on_port(uint32_t pid, const SocketUse& evidence);
+
     DiscoveryOptions options_;
-    std::unique_ptr<re2::RE2> exe_regex_;
+    std::vector<CompiledSelector> instrument_;
+    std::vector<CompiledSelector> exclude_;
+    PortSet instrument_ports_;  // of active instrument selectors
+    PortSet exclude_ports_;     // of active exclude selectors
+    PortSet selector_ports_;    // both: the client connections worth reading
+    bool listener_mode_ = false;
     std::unordered_map<uint32_t, std::shared_ptr<const pipeline::ServiceIdentity>> tracked_;
     DiscoveryStats stats_;
 };

@@ -46,6 +46,10 @@ constexpr SelfMetricInfo kSelfMetrics[] = {
      "Processes currently instrumented."},
     {&SelfMetrics::metric_series_dropped, "metric_series_dropped", MetricType::Counter,
      "Observations not recorded because the metric series cap was reached."},
+    {&SelfMetrics::routes_overflowed, "routes_overflowed", MetricType::Counter,
+     "Requests whose route became the overflow route at the per-service route cap."},
+    {&SelfMetrics::discovery_problems, "discovery_problems", MetricType::Counter,
+     "Unreadable processes, malformed /proc rows and truncated /proc reads in discovery."},
 };
 
 // A field added to SelfMetrics without a row above would never be exported.

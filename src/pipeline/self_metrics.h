@@ -22,6 +22,8 @@ struct SelfMetrics {
     std::atomic<uint64_t> spans_produced{0};
     std::atomic<uint64_t> instrumented_processes{0};  // gauge
     std::atomic<uint64_t> metric_series_dropped{0};
+    std::atomic<uint64_t> routes_overflowed{0};   // requests given the overflow route
+    std::atomic<uint64_t> discovery_problems{0};  // mirrored from discovery's counters
 
     void render_prometheus(std::string& out) const;
 };

@@ -4,6 +4,7 @@
 
 #include <random>
 #include <string>
+#include <vector>
 
 namespace sonde::discovery {
 namespace {
@@ -120,6 +121,26 @@ TEST(PortSet, CanonicalFormRoundTrips) {
                       std::get<PortSet>(second).contains(static_cast<uint16_t>(port)));
         }
     }
+}
+
+TEST(PortSet, InsertUnionAndLowest) {
+    PortSet set;
+    set.insert(0);  // not a port: ignored
+    EXPECT_TRUE(set.empty());
+    set.insert(443);
+    set.insert(80);
+    set.insert(80);
+    EXPECT_EQ(set.size(), 2u);
+    set |= std::get<PortSet>(PortSet::parse("8000-8002,443"));
+    EXPECT_EQ(set.to_string(), "80,443,8000-8002");
+    EXPECT_EQ(set.size(), 5u);
+    EXPECT_EQ(set.lowest(100), (std::vector<uint16_t>{80, 443, 8000, 8001, 8002}));
+    EXPECT_EQ(set.lowest(2), (std::vector<uint16_t>{80, 443}));
+    EXPECT_TRUE(set.lowest(0).empty());
+    EXPECT_TRUE(PortSet().lowest(10).empty());
+    const auto all = std::get<PortSet>(PortSet::parse("1-65535"));
+    EXPECT_EQ(all.size(), 65535u);
+    EXPECT_EQ(all.lowest(70000).back(), 65535);
 }
 
 }  // namespace

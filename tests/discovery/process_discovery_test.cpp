@@ -164,6 +164,24 @@ PortSet ports(std::string_view text) {
     return std::get<PortSet>(PortSet::parse(text));
 }
 
+Selector by_exe(std::string regex) {
+    Selector s;
+    s.exe_path_regex = std::move(regex);
+    return s;
+}
+
+Selector by_ports(std::string_view text) {
+    Selector s;
+    s.open_ports = ports(text);
+    return s;
+}
+
+Selector named(Selector s, std::string name, std::string namespace_name = "") {
+    s.name = std::move(name);
+    s.namespace_name = std::move(namespace_name);
+    return s;
+}
+
 class ProcessDiscoveryFake : public testing::Test {
 protected:
     // 100 listens on 8080 (v4); 101 listens on 9090 (v6); 102 only has an
@@ -192,7 +210,7 @@ protected:
 TEST_F(ProcessDiscoveryFake, MatchesAListenerOnAnOpenPort) {
     add_standard_processes();
     DiscoveryOptions options = options_for(tree);
-    options.open_ports = ports("8080");
+    options.instrument = {by_ports("8080")};
     ProcessDiscovery discovery(options);
 
     const auto changes = discovery.rescan();
@@ -203,7 +221,7 @@ TEST_F(ProcessDiscoveryFake, MatchesAListenerOnAnOpenPort) {
     EXPECT_EQ(id.exe_path, "/usr/sbin/nginx");
     EXPECT_EQ(id.exe_name, "nginx");
     EXPECT_EQ(id.service_namespace, "");
-    EXPECT_EQ(id.selector, "open_port 8080");
+    EXPECT_EQ(id.selector, "discovery.instrument[0] listens on port 8080");
     EXPECT_TRUE(discovery.is_tracked(100));
     EXPECT_EQ(discovery.tracked_count(), 1u);
     EXPECT_TRUE(discovery.has_selector());
@@ -215,11 +233,11 @@ TEST_F(ProcessDiscoveryFake, MatchesAListenerOnAnOpenPort) {
 TEST_F(ProcessDiscoveryFake, MatchesAnIpv6ListenerAndPortRanges) {
     add_standard_processes();
     DiscoveryOptions options = options_for(tree);
-    options.open_ports = ports("9000-9100");
+    options.instrument = {by_ports("9000-9100")};
     ProcessDiscovery discovery(options);
     const auto changes = discovery.rescan();
     ASSERT_EQ(describe(changes), (Lines{"instrument 101 python3.11"}));
-    EXPECT_EQ(changes[0].identity->selector, "open_port 9090");
+    EXPECT_EQ(changes[0].identity->selector, "discovery.instrument[0] listens on port 9090");
 }
 
 TEST_F(ProcessDiscoveryFake, ListenerOnAnotherProcessesSocketDoesNotMatch) {
@@ -228,7 +246,7 @@ TEST_F(ProcessDiscoveryFake, ListenerOnAnotherProcessesSocketDoesNotMatch) {
     tree.add({.pid = 104, .exe = "/usr/bin/client", .sockets = {9999}});
     tree.set_tcp("104/net", {{8080, 7001}, {5555, 9999, kTcpStateEstablished}});
     DiscoveryOptions options = options_for(tree);
-    options.open_ports = ports("8080,5555");
+    options.instrument = {by_ports("8080,5555")};
     ProcessDiscovery discovery(options);
     EXPECT_EQ(describe(discovery.rescan()), (Lines{"instrument 100 nginx"}));
 }
@@ -247,12 +265,13 @@ TEST_F(ProcessDiscoveryFake, MatchesAClientConnectedToAnOpenPort) {
                "   2: 0100007F:1538 00000000:0000 0A 0:0 0:0 0 0 0 802 1 0 100 0 0 10 0\n"
                "   3: 0100007F:1538 0100007F:D431 01 0:0 0:0 0 0 0 803 1 0 20 4 30 10 -1\n");
     DiscoveryOptions options = options_for(tree);
-    options.open_ports = ports("5432");
+    options.instrument = {by_ports("5432")};
     ProcessDiscovery discovery(options);
     const auto changes = discovery.rescan();
     ASSERT_EQ(describe(changes),
               (Lines{"instrument 10 api", "instrument 11 batch", "instrument 12 postgres"}));
-    EXPECT_EQ(changes[0].identity->selector, "open_port 5432");
+    EXPECT_EQ(changes[0].identity->selector, "discovery.instrument[0] connects to port 5432");
+    EXPECT_EQ(changes[2].identity->selector, "discovery.instrument[0] listens on port 5432");
 
     // Listener mode ignores clients.
     DiscoveryOptions listeners = options_for(tree);
@@ -264,20 +283,23 @@ TEST_F(ProcessDiscoveryFake, MatchesAClientConnectedToAnOpenPort) {
 TEST_F(ProcessDiscoveryFake, MatchesByExecutablePathRegex) {
     add_standard_processes();
     DiscoveryOptions options = options_for(tree);
-    options.exe_path_regex = "python";
+    options.instrument = {by_exe("python")};
     ProcessDiscovery discovery(options);
     const auto changes = discovery.rescan();
     ASSERT_EQ(describe(changes), (Lines{"instrument 101 python3.11"}));
-    EXPECT_EQ(changes[0].identity->selector, "exe_path ~ python");
+    EXPECT_EQ(changes[0].identity->selector, "discovery.instrument[0] exe_path ~ \"python\"");
 }
 
-TEST_F(ProcessDiscoveryFake, EitherSelectorIsEnough) {
+TEST_F(ProcessDiscoveryFake, SelectorsAreOred) {
     add_standard_processes();
     DiscoveryOptions options = options_for(tree);
-    options.exe_path_regex = "^/usr/sbin/cr";
-    options.open_ports = ports("8080");
+    options.instrument = {by_exe("^/usr/sbin/cr"), by_ports("8080")};
     ProcessDiscovery discovery(options);
-    EXPECT_EQ(describe(discovery.rescan()), (Lines{"instrument 100 nginx", "instrument 103 cron"}));
+    const auto changes = discovery.rescan();
+    ASSERT_EQ(describe(changes), (Lines{"instrument 100 nginx", "instrument 103 cron"}));
+    EXPECT_EQ(changes[0].identity->selector, "discovery.instrument[1] listens on port 8080");
+    EXPECT_EQ(changes[1].identity->selector,
+              "discovery.instrument[0] exe_path ~ \"^/usr/sbin/cr\"");
 }
 
 TEST_F(ProcessDiscoveryFake, NoSelectorMeansEveryListenerWhenAllowed) {
@@ -303,7 +325,7 @@ TEST_F(ProcessDiscoveryFake, SelectorsTurnOffListenerMode) {
     add_standard_processes();
     DiscoveryOptions options = options_for(tree);
     options.instrument_all_listeners = true;
-    options.exe_path_regex = "cron";
+    options.instrument = {by_exe("cron")};
     ProcessDiscovery discovery(options);
     EXPECT_EQ(describe(discovery.rescan()), (Lines{"instrument 103 cron"}));
 }
@@ -325,7 +347,7 @@ TEST_F(ProcessDiscoveryFake, NeverInstrumentsSelfInitOrKernelThreads) {
     add_listener({.pid = 60, .comm = "real", .exe = "/usr/bin/real"});
 
     DiscoveryOptions options = options_for(tree);
-    options.open_ports = ports("8080");
+    options.instrument = {by_ports("8080")};
     options.never_instrument = {50};
     ProcessDiscovery discovery(options);
     EXPECT_EQ(describe(discovery.rescan()), (Lines{"instrument 60 real"}));
@@ -345,7 +367,7 @@ TEST_F(ProcessDiscoveryFake, ServiceNameFromOtelServiceName) {
                          "OTEL_RESOURCE_ATTRIBUTES=service.name=ignored,"
                          "service.namespace=shop\0"s});
     DiscoveryOptions options = options_for(tree);
-    options.exe_path_regex = "java";
+    options.instrument = {by_exe("java")};
     ProcessDiscovery discovery(options);
     const auto changes = discovery.rescan();
     ASSERT_EQ(describe(changes), (Lines{"instrument 10 checkout"}));
@@ -363,7 +385,7 @@ TEST_F(ProcessDiscoveryFake, ServiceNameFromResourceAttributes) {
               .exe = "/usr/bin/node",
               .environ = "OTEL_RESOURCE_ATTRIBUTES=service.name=bad%zz\0"s});
     DiscoveryOptions options = options_for(tree);
-    options.exe_path_regex = "node";
+    options.instrument = {by_exe("node")};
     ProcessDiscovery discovery(options);
     const auto changes = discovery.rescan();
     ASSERT_EQ(describe(changes), (Lines{"instrument 10 cart api", "instrument 11 node"}));
@@ -377,7 +399,7 @@ TEST_F(ProcessDiscoveryFake, ExplicitServiceNameWins) {
               .environ = "OTEL_SERVICE_NAME=checkout\0"
                          "OTEL_RESOURCE_ATTRIBUTES=service.namespace=shop\0"s});
     DiscoveryOptions options = options_for(tree);
-    options.exe_path_regex = "java";
+    options.instrument = {by_exe("java")};
     options.service_name = "fixed";
     options.service_namespace = "ops";
     ProcessDiscovery discovery(options);
@@ -391,7 +413,7 @@ TEST_F(ProcessDiscoveryFake, ExplicitNameStillTakesNamespaceFromEnviron) {
               .exe = "/usr/bin/java",
               .environ = "OTEL_RESOURCE_ATTRIBUTES=service.namespace=shop\0"s});
     DiscoveryOptions options = options_for(tree);
-    options.exe_path_regex = "java";
+    options.instrument = {by_exe("java")};
     options.service_name = "fixed";
     ProcessDiscovery discovery(options);
     const auto changes = discovery.rescan();
@@ -403,7 +425,7 @@ TEST_F(ProcessDiscoveryFake, UnreadableEnvironFallsBackToExeName) {
     tree.add({.pid = 10, .exe = "/usr/bin/java"});
     fs::remove(tree.root() + "/10/environ");
     DiscoveryOptions options = options_for(tree);
-    options.exe_path_regex = "java";
+    options.instrument = {by_exe("java")};
     ProcessDiscovery discovery(options);
     EXPECT_EQ(describe(discovery.rescan()), (Lines{"instrument 10 java"}));
 }
@@ -411,7 +433,7 @@ TEST_F(ProcessDiscoveryFake, UnreadableEnvironFallsBackToExeName) {
 TEST_F(ProcessDiscoveryFake, DeletedExecutableKeepsItsPath) {
     tree.add({.pid = 10, .exe = "/srv/app/server (deleted)"});
     DiscoveryOptions options = options_for(tree);
-    options.exe_path_regex = "server$";
+    options.instrument = {by_exe("server$")};
     ProcessDiscovery discovery(options);
     const auto changes = discovery.rescan();
     ASSERT_EQ(describe(changes), (Lines{"instrument 10 server"}));
@@ -421,7 +443,7 @@ TEST_F(ProcessDiscoveryFake, DeletedExecutableKeepsItsPath) {
 TEST_F(ProcessDiscoveryFake, ExitAndDisappearanceForget) {
     add_standard_processes();
     DiscoveryOptions options = options_for(tree);
-    options.open_ports = ports("8080,9090");
+    options.instrument = {by_ports("8080,9090")};
     ProcessDiscovery discovery(options);
     ASSERT_EQ(describe(discovery.rescan()),
               (Lines{"instrument 100 nginx", "instrument 101 python3.11"}));
@@ -440,7 +462,7 @@ TEST_F(ProcessDiscoveryFake, ExitAndDisappearanceForget) {
 TEST_F(ProcessDiscoveryFake, PidReuseForgetsThenInstrumentsTheNewProcess) {
     add_standard_processes();
     DiscoveryOptions options = options_for(tree);
-    options.open_ports = ports("8080");
+    options.instrument = {by_ports("8080")};
     ProcessDiscovery discovery(options);
     ASSERT_EQ(describe(discovery.rescan()), (Lines{"instrument 100 nginx"}));
 
@@ -464,7 +486,7 @@ TEST_F(ProcessDiscoveryFake, PidReuseForgetsThenInstrumentsTheNewProcess) {
 TEST_F(ProcessDiscoveryFake, ExecReevaluatesTheProcess) {
     tree.add({.pid = 10, .exe = "/usr/bin/bash"});
     DiscoveryOptions options = options_for(tree);
-    options.exe_path_regex = "python|ruby";
+    options.instrument = {by_exe("python|ruby")};
     ProcessDiscovery discovery(options);
     EXPECT_TRUE(discovery.rescan().empty());
 
@@ -472,7 +494,7 @@ TEST_F(ProcessDiscoveryFake, ExecReevaluatesTheProcess) {
     tree.add({.pid = 10, .exe = "/usr/bin/python3"});
     auto changes = discovery.on_exec(10);
     ASSERT_EQ(describe(changes), (Lines{"instrument 10 python3"}));
-    EXPECT_EQ(changes[0].identity->selector, "exe_path ~ python|ruby");
+    EXPECT_EQ(changes[0].identity->selector, "discovery.instrument[0] exe_path ~ \"python|ruby\"");
 
     // The same exec reported twice changes nothing.
     EXPECT_TRUE(discovery.on_exec(10).empty());
@@ -494,7 +516,7 @@ TEST_F(ProcessDiscoveryFake, ExecReevaluatesTheProcess) {
 TEST_F(ProcessDiscoveryFake, ExecThatChangesOnlyTheServiceNameReinstruments) {
     tree.add({.pid = 10, .exe = "/usr/bin/java", .environ = "OTEL_SERVICE_NAME=a\0"s});
     DiscoveryOptions options = options_for(tree);
-    options.exe_path_regex = "java";
+    options.instrument = {by_exe("java")};
     ProcessDiscovery discovery(options);
     ASSERT_EQ(describe(discovery.rescan()), (Lines{"instrument 10 a"}));
     tree.add({.pid = 10, .exe = "/usr/bin/java", .environ = "OTEL_SERVICE_NAME=b\0"s});
@@ -506,14 +528,14 @@ TEST_F(ProcessDiscoveryFake, ListenEventsOnOpenPorts) {
     tree.add({.pid = 10, .exe = "/usr/bin/app"});
     tree.add({.pid = 11, .exe = "/usr/bin/app2"});
     DiscoveryOptions options = options_for(tree);
-    options.open_ports = ports("8080");
+    options.instrument = {by_ports("8080")};
     ProcessDiscovery discovery(options);
     EXPECT_TRUE(discovery.rescan().empty());
 
     EXPECT_TRUE(discovery.on_listen(10, 9090).empty());
     const auto changes = discovery.on_listen(10, 8080);
     ASSERT_EQ(describe(changes), (Lines{"instrument 10 app"}));
-    EXPECT_EQ(changes[0].identity->selector, "open_port 8080");
+    EXPECT_EQ(changes[0].identity->selector, "discovery.instrument[0] listens on port 8080");
     EXPECT_TRUE(discovery.on_listen(10, 8080).empty());   // already tracked
     EXPECT_TRUE(discovery.on_listen(999, 8080).empty());  // no such process
 
@@ -526,7 +548,7 @@ TEST_F(ProcessDiscoveryFake, ListenEventsOnOpenPorts) {
 TEST_F(ProcessDiscoveryFake, ConnectEventsOnOpenPorts) {
     tree.add({.pid = 10, .exe = "/usr/bin/client"});
     DiscoveryOptions options = options_for(tree);
-    options.open_ports = ports("5432");
+    options.instrument = {by_ports("5432")};
     ProcessDiscovery discovery(options);
     EXPECT_TRUE(discovery.on_connect(10, 80).empty());
     EXPECT_EQ(describe(discovery.on_connect(10, 5432)), (Lines{"instrument 10 client"}));
@@ -550,7 +572,7 @@ TEST_F(ProcessDiscoveryFake, FallsBackToTheRootNetTables) {
     tree.set_tcp("net", {}, {{8443, 500}});
     DiscoveryOptions options = options_for(tree);
     options.proc_root = tree.root() + "/";  // a trailing slash is harmless
-    options.open_ports = ports("8443");
+    options.instrument = {by_ports("8443")};
     ProcessDiscovery discovery(options);
     EXPECT_EQ(describe(discovery.rescan()), (Lines{"instrument 10 app"}));
 }
@@ -561,7 +583,7 @@ TEST_F(ProcessDiscoveryFake, ProcessTablesWinOverTheRootTables) {
     tree.set_tcp("net", {{8443, 500}});
     tree.set_tcp("10/net", {{9443, 500}});
     DiscoveryOptions options = options_for(tree);
-    options.open_ports = ports("8443");
+    options.instrument = {by_ports("8443")};
     ProcessDiscovery discovery(options);
     EXPECT_TRUE(discovery.rescan().empty());
 }
@@ -578,7 +600,7 @@ TEST_F(ProcessDiscoveryFake, OneTableReadPerNetworkNamespaceDuringAWalk) {
     tree.set_tcp("10/net", {{8080, 500}, {8081, 501}});
     tree.set_tcp("net", {{8082, 502}});
     DiscoveryOptions options = options_for(tree);
-    options.open_ports = ports("8080-8082");
+    options.instrument = {by_ports("8080-8082")};
     ProcessDiscovery discovery(options);
     EXPECT_EQ(describe(discovery.rescan()),
               (Lines{"instrument 10 a", "instrument 11 b", "instrument 12 c"}));
@@ -597,7 +619,7 @@ TEST_F(ProcessDiscoveryFake, GarbageFilesAreSkippedAndCounted) {
     tree.write("not_a_pid/stat", "1 (x) S 0");
     tree.write("0013/stat", "13 (x) S 0");
     DiscoveryOptions options = options_for(tree);
-    options.open_ports = ports("8080");
+    options.instrument = {by_ports("8080")};
     ProcessDiscovery discovery(options);
     EXPECT_EQ(describe(discovery.rescan()), (Lines{"instrument 10 app"}));
     EXPECT_EQ(discovery.stats().tcp_rows_malformed, 2u);
@@ -616,8 +638,353 @@ TEST_F(ProcessDiscoveryFake, EmptyOrMissingRootFindsNothing) {
 
 TEST(ProcessDiscovery, InvalidRegexThrows) {
     DiscoveryOptions options;
-    options.exe_path_regex = "(unclosed";
+    options.instrument = {by_exe("(unclosed")};
     EXPECT_THROW(ProcessDiscovery{options}, std::invalid_argument);
+}
+
+TEST(ProcessDiscovery, SelectorWithoutCriteriaThrows) {
+    DiscoveryOptions options;
+    options.instrument = {named(Selector{}, "checkout", "shop")};
+    EXPECT_THROW(ProcessDiscovery{options}, std::invalid_argument);
+    options.instrument = {};
+    options.exclude = {Selector{}};
+    EXPECT_THROW(ProcessDiscovery{options}, std::invalid_argument);
+}
+
+// ---- Selectors: ORed lists, ANDed fields, exclusions, naming, Kubernetes.
+
+TEST_F(ProcessDiscoveryFake, FieldsInsideASelectorAreAnded) {
+    add_standard_processes();
+    DiscoveryOptions options = options_for(tree);
+    // nginx matches both; python3.11 only the exe (its port is 9090); worker
+    // only the port (a client of 8080, not matching the exe).
+    Selector both = by_exe("nginx|python|worker");
+    both.open_ports = ports("8080");
+    options.instrument = {both};
+    ProcessDiscovery discovery(options);
+    const auto changes = discovery.rescan();
+    ASSERT_EQ(describe(changes), (Lines{"instrument 100 nginx"}));
+    EXPECT_EQ(
+        changes[0].identity->selector,
+        "discovery.instrument[0] exe_path ~ \"nginx|python|worker\" and listens on port 8080");
+    // Each field alone picks more: the AND is what leaves 101 and 102 out.
+    options.instrument = {by_exe("nginx|python|worker")};
+    EXPECT_EQ(ProcessDiscovery(options).rescan().size(), 3u);
+}
+
+TEST_F(ProcessDiscoveryFake, AndedSelectorMatchesOnceTheProcessListens) {
+    // The late-binding server: its exec alone is not enough, its listen is.
+    tree.add({.pid = 10, .exe = "/srv/checkout"});
+    tree.add({.pid = 11, .exe = "/srv/other"});
+    DiscoveryOptions options = options_for(tree);
+    Selector both = by_exe("checkout$");
+    both.open_ports = ports("8080");
+    options.instrument = {both};
+    ProcessDiscovery discovery(options);
+    EXPECT_TRUE(discovery.rescan().empty());
+    EXPECT_TRUE(discovery.on_exec(10).empty());
+    EXPECT_TRUE(discovery.on_listen(10, 9090).empty());
+    EXPECT_TRUE(discovery.on_listen(11, 8080).empty());
+    const auto changes = discovery.on_listen(10, 8080);
+    ASSERT_EQ(describe(changes), (Lines{"instrument 10 checkout"}));
+    EXPECT_EQ(changes[0].identity->selector,
+              "discovery.instrument[0] exe_path ~ \"checkout$\" and listens on port 8080");
+}
+
+TEST_F(ProcessDiscoveryFake, TopLevelOpenPortAndExecutableNameAreOneAndedSelector) {
+    // What the agent builds from open_port + executable_name (Beyla: both must hold).
+    add_standard_processes();
+    DiscoveryOptions options = options_for(tree);
+    Selector top;
+    top.exe_path_regex = "python";
+    top.open_ports = ports("8080");
+    top.origin = "open_port+executable_name";
+    options.instrument = {top};
+    ProcessDiscovery discovery(options);
+    EXPECT_TRUE(discovery.rescan().empty());  // python is on 9090, nginx is not python
+    options.instrument[0].open_ports = ports("8080,9090");
+    const auto changes = ProcessDiscovery(options).rescan();
+    ASSERT_EQ(describe(changes), (Lines{"instrument 101 python3.11"}));
+    EXPECT_EQ(changes[0].identity->selector,
+              "open_port+executable_name exe_path ~ \"python\" and listens on port 9090");
+}
+
+TEST_F(ProcessDiscoveryFake, ExclusionsWin) {
+    add_standard_processes();
+    DiscoveryOptions options = options_for(tree);
+    options.instrument = {by_exe("/")};
+    options.exclude = {by_exe("cron$"), by_ports("9090")};
+    ProcessDiscovery discovery(options);
+    EXPECT_EQ(describe(discovery.rescan()),
+              (Lines{"instrument 100 nginx", "instrument 102 worker"}));
+    for (const uint32_t pid : {101u, 103u}) {
+        EXPECT_TRUE(discovery.on_exec(pid).empty()) << pid;
+        EXPECT_FALSE(discovery.is_tracked(pid)) << pid;
+    }
+    // An exclusion with two fields needs both, like any selector.
+    Selector narrow = by_exe("cron$");
+    narrow.open_ports = ports("8080");
+    options.exclude = {narrow};
+    EXPECT_EQ(ProcessDiscovery(options).rescan().size(), 4u);
+}
+
+TEST_F(ProcessDiscoveryFake, ExclusionWinsWhenTheExcludedPortComesLater) {
+    tree.add({.pid = 10, .exe = "/usr/bin/java"});
+    tree.add({.pid = 11, .exe = "/usr/bin/java"});
+    tree.add({.pid = 12, .exe = "/usr/bin/java"});
+    DiscoveryOptions options = options_for(tree);
+    options.instrument = {by_exe("java")};
+    options.exclude = {by_ports("22")};
+    ProcessDiscovery discovery(options);
+    ASSERT_EQ(describe(discovery.rescan()),
+              (Lines{"instrument 10 java", "instrument 11 java", "instrument 12 java"}));
+
+    // A listen event on the excluded port: forgotten at once.
+    EXPECT_TRUE(discovery.on_listen(10, 8080).empty());
+    EXPECT_EQ(describe(discovery.on_listen(10, 22)), (Lines{"forget 10"}));
+    EXPECT_TRUE(discovery.on_listen(10, 22).empty());  // stays out
+    EXPECT_FALSE(discovery.is_tracked(10));
+    tree.add({.pid = 10, .exe = "/usr/bin/java", .sockets = {901}});  // /proc catches up
+    tree.set_tcp("10/net", {{22, 901}});
+
+    // No event seen: the next walk finds the socket and forgets it too.
+    tree.add({.pid = 11, .exe = "/usr/bin/java", .sockets = {900}});
+    tree.set_tcp("11/net", {{22, 900}});
+    EXPECT_EQ(describe(discovery.rescan()), (Lines{"forget 11"}));
+    EXPECT_TRUE(discovery.rescan().empty());
+    EXPECT_TRUE(discovery.is_tracked(12));
+}
+
+TEST_F(ProcessDiscoveryFake, ExclusionsApplyInListenerMode) {
+    add_standard_processes();
+    DiscoveryOptions options = options_for(tree);
+    options.instrument_all_listeners = true;
+    options.exclude = {by_exe("python")};
+    ProcessDiscovery discovery(options);
+    EXPECT_EQ(describe(discovery.rescan()), (Lines{"instrument 100 nginx"}));
+    EXPECT_TRUE(discovery.on_listen(101, 9091).empty());
+}
+
+TEST_F(ProcessDiscoveryFake, SelectorNameBeatsOtelServiceNameBeatsExeName) {
+    // Acceptance 5: OTEL_SERVICE_NAME names a server; no name means the
+    // executable's; a selector's name beats both.
+    const std::string checkout_env = "OTEL_SERVICE_NAME=checkout\0"s;
+    tree.add({.pid = 10, .exe = "/srv/go_http_server", .environ = checkout_env, .sockets = {1}});
+    tree.add({.pid = 11, .exe = "/srv/go_http_server", .sockets = {2}});
+    tree.add({.pid = 12, .exe = "/srv/go_http_server", .environ = checkout_env, .sockets = {3}});
+    for (const uint32_t pid : {10, 11, 12}) {
+        tree.set_tcp(std::to_string(pid) + "/net", {{8081, 1}, {8082, 2}, {8083, 3}});
+    }
+    DiscoveryOptions options = options_for(tree);
+    options.instrument = {by_ports("8081"), by_ports("8082"),
+                          named(by_ports("8083"), "from-selector")};
+    ProcessDiscovery discovery(options);
+    EXPECT_EQ(describe(discovery.rescan()),
+              (Lines{"instrument 10 checkout", "instrument 11 go_http_server",
+                     "instrument 12 from-selector"}));
+}
+
+TEST_F(ProcessDiscoveryFake, SelectorNameBeatsTheAgentWideName) {
+    tree.add({.pid = 10, .exe = "/usr/bin/api", .environ = "OTEL_SERVICE_NAME=own\0"s});
+    tree.add({.pid = 11, .exe = "/usr/bin/web", .environ = "OTEL_SERVICE_NAME=own\0"s});
+    DiscoveryOptions options = options_for(tree);
+    options.instrument = {named(by_exe("api$"), "api-from-selector"), by_exe("web$")};
+    options.service_name = "agent-wide";
+    ProcessDiscovery discovery(options);
+    EXPECT_EQ(describe(discovery.rescan()),
+              (Lines{"instrument 10 api-from-selector", "instrument 11 agent-wide"}));
+}
+
+TEST_F(ProcessDiscoveryFake, TheFirstMatchingSelectorNamesTheService) {
+    tree.add({.pid = 10, .exe = "/usr/bin/api"});
+    DiscoveryOptions options = options_for(tree);
+    options.instrument = {by_exe("nomatch"), named(by_exe("api"), "second", "ns2"),
+                          named(by_exe("/usr"), "third", "ns3")};
+    ProcessDiscovery discovery(options);
+    const auto changes = discovery.rescan();
+    ASSERT_EQ(describe(changes), (Lines{"instrument 10 second"}));
+    EXPECT_EQ(changes[0].identity->service_namespace, "ns2");
+    EXPECT_EQ(changes[0].identity->selector, "discovery.instrument[1] exe_path ~ \"api\"");
+}
+
+TEST_F(ProcessDiscoveryFake, NamespaceRules) {
+    const std::string env = "OTEL_RESOURCE_ATTRIBUTES=service.namespace=from-env\0"s;
+    tree.add({.pid = 10, .exe = "/usr/bin/a", .environ = env});
+    tree.add({.pid = 11, .exe = "/usr/bin/b", .environ = env});
+    tree.add({.pid = 12, .exe = "/usr/bin/c"});
+    DiscoveryOptions options = options_for(tree);
+    // A selector with a name but no namespace still lets the namespace fall through.
+    options.instrument = {named(by_exe("a$"), "", "from-selector"), named(by_exe("b$"), "bee"),
+                          by_exe("c$")};
+    auto namespaces = [&](const DiscoveryOptions& o) {
+        std::vector<std::string> out;
+        for (const DiscoveryChange& c : ProcessDiscovery(o).rescan()) {
+            out.push_back(c.identity->service_name + "/" + c.identity->service_namespace);
+        }
+        return out;
+    };
+    EXPECT_EQ(namespaces(options), (Lines{"a/from-selector", "bee/from-env", "c/"}));
+    options.service_namespace = "agent";
+    EXPECT_EQ(namespaces(options), (Lines{"a/from-selector", "bee/agent", "c/agent"}));
+}
+
+TEST_F(ProcessDiscoveryFake, KubernetesSelectorsMatchNothingAndAreReportedInactive) {
+    add_standard_processes();
+    DiscoveryOptions options = options_for(tree);
+    options.instrument_all_listeners = true;  // must not kick in: there are selectors
+    Selector payments;
+    payments.k8s_namespace = "payments";
+    payments.origin = "discovery.instrument[0] (config.yml:4)";
+    Selector labelled;
+    labelled.k8s_pod_labels = {{"instrument", "beyla"}, {"tier", "web"}};
+    // Mixed with active criteria the selector still matches nothing: it
+    // would otherwise pick processes outside the wanted deployment.
+    Selector mixed = by_exe("nginx");
+    mixed.open_ports = ports("8080");
+    mixed.k8s_deployment_name = "shop";
+    mixed.k8s_pod_name = "shop-1";
+    Selector owner = by_exe("nginx");
+    owner.other_inactive_criteria = {{"k8s_owner_name", "shop"}};
+    Selector containers;
+    containers.other_inactive_criteria = {{"containers_only", "true"}};
+    Selector excluded;
+    excluded.k8s_namespace = "kube-system";
+    options.instrument = {payments, labelled, mixed, owner, containers};
+    options.exclude = {excluded};
+    ProcessDiscovery discovery(options);
+    EXPECT_TRUE(discovery.has_selector());
+    EXPECT_TRUE(discovery.rescan().empty());
+    EXPECT_TRUE(discovery.on_listen(100, 8080).empty());
+    EXPECT_TRUE(discovery.on_exec(100).empty());
+    EXPECT_TRUE(discovery.watched_ports().empty());
+    EXPECT_EQ(discovery.inactive_criteria(),
+              (Lines{"discovery.instrument[0] (config.yml:4): k8s_namespace=\"payments\"",
+                     "discovery.instrument[1]: k8s_pod_labels={instrument=\"beyla\", "
+                     "tier=\"web\"}",
+                     "discovery.instrument[2]: k8s_pod_name=\"shop-1\" "
+                     "k8s_deployment_name=\"shop\"",
+                     "discovery.instrument[3]: k8s_owner_name=\"shop\"",
+                     "discovery.instrument[4]: containers_only=\"true\"",
+                     "discovery.exclude_instrument[0]: k8s_namespace=\"kube-system\""}));
+
+    // An inactive exclusion excludes nothing.
+    options.instrument = {by_ports("8080")};
+    ProcessDiscovery with_active(options);
+    EXPECT_EQ(describe(with_active.rescan()), (Lines{"instrument 100 nginx"}));
+    EXPECT_EQ(with_active.inactive_criteria().size(), 1u);
+}
+
+TEST_F(ProcessDiscoveryFake, NoInactiveCriteriaWithoutKubernetesFields) {
+    DiscoveryOptions options = options_for(tree);
+    options.instrument = {by_exe("x"), by_ports("80")};
+    options.exclude = {by_exe("y")};
+    EXPECT_TRUE(ProcessDiscovery(options).inactive_criteria().empty());
+}
+
+TEST_F(ProcessDiscoveryFake, OriginNamesTheSelectorInTheIdentity) {
+    tree.add({.pid = 10, .exe = "/srv/api-gateway"});
+    DiscoveryOptions options = options_for(tree);
+    Selector selector = by_exe("checkout|api-gateway");
+    selector.origin = "discovery.instrument[2] (config.yml:7)";
+    options.instrument = {selector};
+    const auto changes = ProcessDiscovery(options).rescan();
+    ASSERT_EQ(changes.size(), 1u);
+    EXPECT_EQ(changes[0].identity->selector,
+              "discovery.instrument[2] (config.yml:7) exe_path ~ \"checkout|api-gateway\"");
+}
+
+TEST(ProcessDiscoverySelectors, WatchedPortsAreTheUnionOfActiveInstrumentSelectors) {
+    DiscoveryOptions options;
+    Selector k8s = by_ports("7000");
+    k8s.k8s_namespace = "payments";
+    options.instrument = {by_ports("9000-9002,8080"), by_exe("x"), by_ports("443,8080"), k8s};
+    options.exclude = {by_ports("22")};
+    ProcessDiscovery discovery(options);
+    EXPECT_EQ(discovery.watched_ports(), (std::vector<uint16_t>{443, 8080, 9000, 9001, 9002}));
+    EXPECT_EQ(discovery.watched_ports(2), (std::vector<uint16_t>{443, 8080}));
+
+    options.instrument = {by_ports("1-65535")};
+    const auto capped = ProcessDiscovery(options).watched_ports();
+    ASSERT_EQ(capped.size(), ProcessDiscovery::kMaxWatchedPorts);
+    EXPECT_EQ(capped.front(), 1);
+    EXPECT_EQ(capped.back(), ProcessDiscovery::kMaxWatchedPorts);
+
+    options.instrument = {by_exe("x")};
+    EXPECT_TRUE(ProcessDiscovery(options).watched_ports().empty());
+}
+
+TEST(ProcessDiscoverySelectors, EverySelectorProblemIsReportedWithItsOrigin) {
+    DiscoveryOptions options;
+    Selector name_only;
+    name_only.name = "checkout";
+    name_only.origin = "discovery.instrument[1] (config.yml:9)";
+    Selector bad_label;
+    bad_label.k8s_pod_labels = {{"", "x"}};
+    options.instrument = {by_exe("ok"), name_only};
+    options.exclude = {by_exe("(unclosed"), bad_label};
+    const auto errors = validate_selectors(options);
+    ASSERT_EQ(errors.size(), 3u);
+    EXPECT_EQ(
+        errors[0].rfind("discovery.instrument[1] (config.yml:9): selector has no criteria", 0), 0u)
+        << errors[0];
+    EXPECT_EQ(errors[1].rfind("discovery.exclude_instrument[0]: invalid exe_path regex "
+                              "\"(unclosed\": missing )",
+                              0),
+              0u)
+        << errors[1];
+    EXPECT_EQ(errors[2], "discovery.exclude_instrument[1]: k8s_pod_labels has an empty label name");
+
+    try {
+        ProcessDiscovery discovery(options);
+        ADD_FAILURE() << "constructed with invalid selectors";
+    } catch (const std::invalid_argument& e) {
+        const std::string message = e.what();
+        EXPECT_NE(message.find(errors[0]), std::string::npos) << message;
+        EXPECT_NE(message.find(errors[2]), std::string::npos) << message;
+    }
+
+    options.instrument = {by_exe("ok"), by_ports("80")};
+    options.exclude = {};
+    EXPECT_TRUE(validate_selectors(options).empty());
+    EXPECT_NO_THROW(ProcessDiscovery{options});
+}
+
+TEST_F(ProcessDiscoveryFake, SocketsAndEnvironAreReadOnlyForCandidates) {
+    // Garbage tcp rows and an oversized environ are counted when read, so the
+    // counters show whether discovery looked at them.
+    tree.add(
+        {.pid = 10, .exe = "/usr/bin/idle", .environ = std::string(100000, 'x'), .sockets = {500}});
+    tree.write("10/net/tcp",
+               "  sl  local_address rem_address   st\n"
+               "   0: 00000000:1F90 00000000:0000 0A 0:0 0:0 0 0 0 500 1 0 100 0 0 10 0\n"
+               "   1: zzzz\n");
+    DiscoveryOptions options = options_for(tree);
+    Selector anded = by_exe("busy");  // fails on the exe, so its port is never checked
+    anded.open_ports = ports("8080");
+    options.instrument = {by_exe("other"), anded};
+    options.exclude = {by_ports("8080")};  // only consulted for processes that matched
+    ProcessDiscovery discovery(options);
+    EXPECT_TRUE(discovery.rescan().empty());
+    EXPECT_TRUE(discovery.on_exec(10).empty());
+    EXPECT_EQ(discovery.stats().tcp_rows_malformed, 0u);
+    EXPECT_EQ(discovery.stats().files_truncated, 0u);
+
+    options.instrument = {by_ports("8080")};
+    options.exclude = {};
+    ProcessDiscovery by_port(options);
+    EXPECT_EQ(describe(by_port.rescan()), (Lines{"instrument 10 idle"}));
+    EXPECT_EQ(by_port.stats().tcp_rows_malformed, 1u);
+    EXPECT_EQ(by_port.stats().files_truncated, 1u);  // the environ, read for naming
+}
+
+TEST_F(ProcessDiscoveryFake, ConnectEvidenceDoesNotCountAsListening) {
+    tree.add({.pid = 10, .exe = "/usr/bin/client"});
+    DiscoveryOptions options = options_for(tree);
+    options.instrument = {by_ports("5432")};
+    ProcessDiscovery discovery(options);
+    const auto changes = discovery.on_connect(10, 5432);
+    ASSERT_EQ(changes.size(), 1u);
+    EXPECT_EQ(changes[0].identity->selector, "discovery.instrument[0] connects to port 5432");
 }
 
 // ---- Against the real /proc, looking only at this test process, so no
@@ -646,7 +1013,7 @@ TEST(ProcessDiscoveryRealProc, FindsThisTestProcessByItsExecutable) {
     ASSERT_NE(start, 0u);
 
     DiscoveryOptions options;
-    options.exe_path_regex = "/" + RE2::QuoteMeta(fs::path(exe).filename().string()) + "$";
+    options.instrument = {by_exe("/" + RE2::QuoteMeta(fs::path(exe).filename().string()) + "$")};
     options.service_name = "sonde-unit-tests";
     ProcessDiscovery discovery(options);
     const auto changes = discovery.on_exec(self);
@@ -688,13 +1055,14 @@ TEST(ProcessDiscoveryRealProc, FindsThisProcessesListeningSocket) {
     const uint16_t port = ntohs(addr.sin_port);
 
     DiscoveryOptions options;
-    options.open_ports = ports(std::to_string(port));
+    options.instrument = {by_ports(std::to_string(port))};
     ProcessDiscovery discovery(options);
     // on_exec carries no port hint, so this goes through fd links and net/tcp.
     const auto changes = discovery.on_exec(self);
     ::close(fd);
     ASSERT_EQ(changes.size(), 1u);
-    EXPECT_EQ(changes[0].identity->selector, "open_port " + std::to_string(port));
+    EXPECT_EQ(changes[0].identity->selector,
+              "discovery.instrument[0] listens on port " + std::to_string(port));
     EXPECT_EQ(changes[0].identity->exe_path, self_exe());
 }
 
