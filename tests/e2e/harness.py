@@ -40,6 +40,14 @@ def wait_until(predicate, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+def write_config(text):
+    """A YAML configuration in a temporary file; the caller unlinks it."""
+    fd, path = tempfile.mkstemp(prefix="sonde-e2e-", suffix=".yml")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
+
+
 class Agent:
     """The sonde binary under test, with its outputs captured to files."""
 
@@ -115,6 +123,15 @@ class Agent:
 
     def metrics(self):
         return parse_prometheus(self.metrics_text())
+
+    def server_requests(self, port, **labels):
+        return metric_sum(self.metrics(), "http_server_request_duration_seconds_count",
+                          server_port=port, **labels)
+
+    def wait_server_requests(self, port, count, timeout=10):
+        """Waits until `count` server requests on `port` are in the metrics."""
+        wait_until(lambda: self.server_requests(port) >= count, timeout,
+                   what=f"{count} server requests on port {port} in metrics")
 
     def stop(self, sig=signal.SIGTERM, timeout=10):
         if self.proc and self.proc.poll() is None:
@@ -321,6 +338,15 @@ class RawConnection:
             except ConnectionError:
                 body, self.buf = self.buf, b""
         return Response(status, headers, body)
+
+
+def send_gets(port, paths):
+    """GETs each path in turn on one keep-alive connection."""
+    conn = RawConnection(port)
+    for path in paths:
+        conn.send(request_bytes("GET", path))
+        conn.read_response()
+    conn.close()
 
 
 def request_bytes(method, path, body=None, close=False, headers=None):

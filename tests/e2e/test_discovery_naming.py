@@ -3,19 +3,10 @@ and services are named in the documented order."""
 
 import os
 import re
-import subprocess
-import tempfile
 import time
 import unittest
 
 import harness as h
-
-
-def write_config(text):
-    fd, path = tempfile.mkstemp(prefix="sonde-e2e-", suffix=".yml")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    return path
 
 
 class LateBindTest(unittest.TestCase):
@@ -36,7 +27,7 @@ class LateBindTest(unittest.TestCase):
 
 class ExePathSelectorTest(unittest.TestCase):
     def test_new_binary_picked_up_within_1s_by_exe_path(self):
-        config = write_config('discovery:\n  instrument:\n    - exe_path: "go_http_server$"\n')
+        config = h.write_config('discovery:\n  instrument:\n    - exe_path: "go_http_server$"\n')
         binary = h.go_binary("http_server.go", "go_http_server")
         try:
             with h.Agent(env={"SONDE_CONFIG_PATH": config}) as agent:
@@ -54,7 +45,7 @@ class ExePathSelectorTest(unittest.TestCase):
 class ServiceNamingTest(unittest.TestCase):
     def test_otel_service_name_executable_and_selector_name(self):
         named_port, plain_port, selected_port = h.free_port(), h.free_port(), h.free_port()
-        config = write_config(
+        config = h.write_config(
             "discovery:\n  instrument:\n"
             f"    - open_ports: {named_port}\n"
             f"    - open_ports: {plain_port}\n"

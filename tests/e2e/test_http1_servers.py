@@ -3,7 +3,6 @@ and one count in http_server_request_duration_seconds, split correctly by
 method and status, whatever syscalls the server uses."""
 
 import collections
-import os
 import time
 import unittest
 
@@ -74,10 +73,7 @@ class Http1ServerTest:
                 sent = run_request_mix(port, self.chunked_headers)
                 total = sum(sent.values())
 
-                def counted():
-                    return h.metric_sum(agent.metrics(), "http_server_request_duration_seconds_count",
-                                        server_port=port) >= total
-                h.wait_until(counted, 10, what=f"{total} server requests in metrics")
+                agent.wait_server_requests(port, total)
                 time.sleep(0.3)  # anything extra would show up now
                 samples = agent.metrics()
                 self.assertEqual(

@@ -2,7 +2,6 @@
 (kernel map entries too), shutdown leaves no program behind, and a run
 without privileges says which capabilities are missing."""
 
-import re
 import signal
 import subprocess
 import time
@@ -51,7 +50,7 @@ class LifecycleTest(unittest.TestCase):
         port = h.free_port()
         with h.Agent(env={"SONDE_EXECUTABLE_NAME": "go_http_server$"}) as agent:
             with h.go_server(port) as srv:
-                m = agent.wait_instrumented(srv.pid, timeout=5)
+                agent.wait_instrumented(srv.pid, timeout=5)
                 self.assertIn("service=go_http_server", agent.logs())
 
 
@@ -95,14 +94,9 @@ class TracefsModeTest(unittest.TestCase):
                 h.Agent(env={"SONDE_OPEN_PORT": str(port)}, wrapper=wrapper) as agent:
             self.assertIn("per-syscall tracepoints", agent.logs())
             agent.wait_instrumented(srv.pid)
-            conn = h.RawConnection(port)
-            for path in ("/status/200", "/status/500", "/chunked/5000"):
-                conn.send(h.request_bytes("GET", path))
-                conn.read_response()
-            conn.close()
-            h.wait_until(lambda: h.metric_sum(agent.metrics(),
-                                              "http_server_request_duration_seconds_count",
-                                              server_port=port) == 3, 10, what="3 requests")
+            h.send_gets(port, ("/status/200", "/status/500", "/chunked/5000"))
+            agent.wait_server_requests(port, 3)
+            self.assertEqual(agent.server_requests(port), 3)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 import unittest
 import urllib.parse
 import urllib.request
@@ -30,14 +29,8 @@ class PrometheusScrapeTest(unittest.TestCase):
         with h.Agent(env={"SONDE_OPEN_PORT": str(port), "SONDE_SERVICE_NAME": "checkout"}) as agent, \
                 h.python_server(port) as srv:
             agent.wait_instrumented(srv.pid)
-            conn = h.RawConnection(port)
-            for path in ("/status/200", "/status/404", "/bytes/10", "/status/200"):
-                conn.send(h.request_bytes("GET", path))
-                conn.read_response()
-            conn.close()
-            h.wait_until(lambda: h.metric_sum(agent.metrics(),
-                                              "http_server_request_duration_seconds_count",
-                                              server_port=port) >= 4, 10, what="4 requests")
+            h.send_gets(port, ("/status/200", "/status/404", "/bytes/10", "/status/200"))
+            agent.wait_server_requests(port, 4)
 
             text = agent.metrics_text()
             check = subprocess.run(["promtool", "check", "metrics"], input=text.encode(),

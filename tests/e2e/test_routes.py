@@ -27,9 +27,7 @@ def rss_kib(pid):
 
 class RoutePatternsTest(unittest.TestCase):
     def test_patterns_and_heuristic_routes(self):
-        fd, config = tempfile.mkstemp(suffix=".yml")
-        os.write(fd, ROUTES_YAML.encode())
-        os.close(fd)
+        config = h.write_config(ROUTES_YAML)
         port = h.free_port()
         try:
             with h.Agent(env={"SONDE_CONFIG_PATH": config, "SONDE_OPEN_PORT": str(port)}) as agent, \
@@ -37,14 +35,8 @@ class RoutePatternsTest(unittest.TestCase):
                 agent.wait_instrumented(srv.pid)
                 paths = ["/orders/123", "/orders/987", "/users/42/cart",
                          "/items/550e8400-e29b-41d4-a716-446655440000/reviews", "/health?x=1"]
-                conn = h.RawConnection(port)
-                for p in paths:
-                    conn.send(h.request_bytes("GET", p))
-                    conn.read_response()
-                conn.close()
-                h.wait_until(lambda: h.metric_sum(agent.metrics(),
-                                                  "http_server_request_duration_seconds_count",
-                                                  server_port=port) == 5, 10, what="5 requests")
+                h.send_gets(port, paths)
+                agent.wait_server_requests(port, 5)
                 routes = {l["http_route"] for n, l, v in agent.metrics()
                           if n == "http_server_request_duration_seconds_count"
                           and l.get("server_port") == str(port)}
@@ -97,11 +89,7 @@ class RouteCardinalityTest(unittest.TestCase):
                     break
             self.assertGreaterEqual(total, 100_000)
 
-            def counted():
-                n = h.metric_sum(agent.metrics(), "http_server_request_duration_seconds_count",
-                                 server_port=port)
-                return n if n >= total else None
-            h.wait_until(counted, 30, what=f"{total} requests counted")
+            agent.wait_server_requests(port, total, timeout=30)
             samples = agent.metrics()
             routes = {l["http_route"] for n, l, v in samples
                       if n == "http_server_request_duration_seconds_count"
