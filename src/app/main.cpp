@@ -32,6 +32,7 @@
 #include "pipeline/red_metrics.h"
 #include "pipeline/route_matcher.h"
 #include "pipeline/self_metrics.h"
+#include "pipeline/trace_decorator.h"
 
 namespace {
 
@@ -79,12 +80,13 @@ discovery::DiscoveryOptions discovery_options(const config::Config& cfg);
 
 class Agent {
 public:
-    Agent(const config::Config& cfg, pipeline::RouteMatcher routes)
+    Agent(const config::Config& cfg, pipeline::RouteMatcher routes, pipeline::Sampler sampler)
         : cfg_(cfg),
           red_(cfg.prometheus_export.buckets.duration_histogram,
                cfg.prometheus_export.buckets.request_size_histogram),
           printer_(*exporter::parse_printer_mode(cfg.trace_printer), stdout),
           routes_(std::move(routes)),
+          traces_(sampler),
           tracker_({}, self_, [this](pipeline::Span&& span) { on_span(std::move(span)); }),
           discovery_(discovery_options(cfg)) {
         tracker_.set_wall_clock_offset(wall_clock_offset_ns());
@@ -267,7 +269,9 @@ private:
         span.route.assign(route.route);
         if (route.overflow) ++self_.routes_overflowed;
         if (!route.ignore_in_metrics) red_.record(span);
-        if (!route.ignore_in_traces && printer_.mode() != exporter::PrinterMode::Disabled)
+        if (route.ignore_in_traces) return;
+        traces_.decorate(span);
+        if (span.sampled && printer_.mode() != exporter::PrinterMode::Disabled)
             printer_.print(span);
     }
 
@@ -283,6 +287,7 @@ private:
     pipeline::RedMetrics red_;
     exporter::SpanPrinter printer_;
     pipeline::RouteMatcher routes_;
+    pipeline::TraceDecorator traces_;
     conntrack::ConnectionTracker tracker_;
     discovery::ProcessDiscovery discovery_;
     std::unique_ptr<ebpf::SocketTracer> tracer_;
@@ -372,6 +377,7 @@ std::vector<std::string> environment_names() {
 struct LoadedConfiguration {
     config::Config config;
     pipeline::RouteMatcher routes;
+    pipeline::Sampler sampler;
 };
 
 // Loads the configuration and reports every problem on stderr, one line
@@ -396,9 +402,18 @@ std::optional<LoadedConfiguration> load_configuration(const CommandLine& cli) {
         std::fprintf(stderr, "error: routes: %s\n", err->c_str());
         ok = false;
     }
+    const auto& sampler_cfg = loaded.config.otel_traces_export.sampler;
+    pipeline::SamplerConfigResult sampler = pipeline::make_sampler(sampler_cfg.name, sampler_cfg.arg);
+    if (!sampler.ok()) {
+        std::fprintf(stderr, "error: otel_traces_export.sampler: %s\n", sampler.error.c_str());
+        ok = false;
+    } else if (!sampler.warning.empty()) {
+        std::fprintf(stderr, "warning: otel_traces_export.sampler: %s\n", sampler.warning.c_str());
+    }
     if (!ok) return std::nullopt;
     return LoadedConfiguration{std::move(loaded.config),
-                               std::move(std::get<pipeline::RouteMatcher>(routes))};
+                               std::move(std::get<pipeline::RouteMatcher>(routes)),
+                               sampler.sampler};
 }
 
 void print_usage() {
@@ -474,7 +489,8 @@ int main(int argc, char** argv) {
         return 1;
     }
     try {
-        Agent agent(loaded->config, std::move(loaded->routes));
+        Agent agent(loaded->config, std::move(loaded->routes), loaded->sampler);
+        spdlog::info("trace sampler: {}", loaded->sampler.description());
         return agent.run(signals.fd());
     } catch (const std::exception& e) {
         spdlog::error("{}", e.what());

@@ -84,7 +84,6 @@ Value Value::from_env(std::string text, std::string key, std::string variable,
     value.text_ = std::move(text);
     value.key_ = std::move(key);
     value.location_ = "env " + variable;
-    value.variable_ = std::move(variable);
     value.context_ = &context;
     return value;
 }
@@ -144,7 +143,6 @@ std::optional<std::vector<Value>> Value::list_items(std::string_view expected) c
             item.text_ = parts[i];
             item.key_ = key_ + "[" + std::to_string(i) + "]";
             item.location_ = location_;
-            item.variable_ = variable_;
             item.context_ = context_;
             items.push_back(std::move(item));
         }

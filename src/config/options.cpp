@@ -867,9 +867,10 @@ std::vector<OptionSpec> make_table() {
                        BucketsCodec{}));
     t.push_back(option("prometheus_export.buckets.response_size_histogram",
                        env("PROMETHEUS_BUCKETS_RESPONSE_SIZE_HISTOGRAM"),
-                       "Bucket boundaries (bytes) of the response body size histograms.",
+                       "Bucket boundaries (bytes) of the response body size histograms. Today "
+                       "they use the request size boundaries.",
                        SONDE_FIELD(prometheus_export.buckets.response_size_histogram),
-                       BucketsCodec{}));
+                       BucketsCodec{}, later));
 
     t.push_back(alias("prometheus_export.features", features));
     t.push_back(features);

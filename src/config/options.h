@@ -64,8 +64,6 @@ public:
 
     const std::string& key() const { return key_; }
     const std::string& location() const { return location_; }
-    bool is_env() const { return node_ == std::nullopt; }
-    const std::string& variable() const { return variable_; }
     LoadContext& context() const { return *context_; }
     const YAML::Node* node() const { return node_ ? &*node_ : nullptr; }
 
@@ -85,10 +83,9 @@ public:
 private:
     Value() = default;
     std::optional<YAML::Node> node_;
-    std::string text_;  // environment values only
+    std::string text_;  // when node_ is empty: an environment value, or an item split from one
     std::string key_;
     std::string location_;
-    std::string variable_;
     LoadContext* context_ = nullptr;
 };
 

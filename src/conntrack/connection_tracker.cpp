@@ -185,6 +185,7 @@ void ConnectionTracker::emit(Connection& conn, std::vector<protocols::Exchange>&
         span.local = conn.local;
         span.peer = conn.peer;
         span.traceparent = std::move(ex.traceparent);
+        span.tracestate = std::move(ex.tracestate);
         span.service = conn.service;
         ++metrics_.spans_produced;
         sink_(std::move(span));

@@ -3,6 +3,7 @@
 // aggregator, the printer and (later) the OTLP exporter.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -45,6 +46,13 @@ struct Span {
     NetEndpoint peer;
     std::shared_ptr<const ServiceIdentity> service;
     std::string traceparent;  // incoming W3C context, if any (not exported as an attribute)
+    std::string tracestate;   // incoming W3C tracestate, if any
+
+    // Filled by the trace-context decorator (pipeline/trace_decorator.h).
+    std::array<uint8_t, 16> trace_id{};
+    std::array<uint8_t, 8> span_id{};
+    std::array<uint8_t, 8> parent_span_id{};  // all zero: a root span
+    bool sampled = true;                      // false: counted in metrics, not traced
 
     double duration_seconds() const {
         return end_mono_ns > start_mono_ns ? double(end_mono_ns - start_mono_ns) / 1e9 : 0.0;

@@ -546,6 +546,15 @@ TEST(Config, TooManyNodesStopWithOneError) {
     EXPECT_NE(problems_of(r).find("more than 100000 YAML nodes"), std::string::npos);
 }
 
+TEST(Config, ResponseSizeBucketsAreNotActiveYet) {
+    const LoadResult r = load_yaml(
+        "prometheus_export:\n  buckets:\n    request_size_histogram: [0, 10]\n"
+        "    response_size_histogram: [0, 20]\n");
+    ASSERT_TRUE(r.problems.empty()) << problems_of(r);
+    EXPECT_EQ(inactive_settings(r.config),
+              std::vector<std::string>{"prometheus_export.buckets.response_size_histogram"});
+}
+
 TEST(Config, InactiveSettingsListNonDefaultLaterFeatures) {
     const LoadResult r = load_yaml(
         "attributes:\n  kubernetes:\n    enable: false\n"  // the default: not listed

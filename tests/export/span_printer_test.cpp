@@ -55,7 +55,8 @@ TEST(SpanText, HasEveryFieldOnOneLine) {
     EXPECT_EQ(format_span_text(sample_span()),
               "2026-11-26T05:00:00.123456Z SERVER pid=123 service=checkout GET /orders/42 "
               "route=/orders/* status=200 dur=12.345ms req=0B resp=512B "
-              "local=127.0.0.1:8080 peer=127.0.0.1:51234");
+              "local=127.0.0.1:8080 peer=127.0.0.1:51234 "
+              "trace=00000000000000000000000000000000 span=0000000000000000");
 }
 
 TEST(SpanText, ClientIpv6AndMissingService) {
@@ -110,7 +111,10 @@ TEST(SpanJson, ParsesBackWithEveryKey) {
     EXPECT_EQ(j.at("service_name"), "checkout");
     EXPECT_EQ(j.at("service_namespace"), "shop");
     EXPECT_EQ(j.at("exe"), "/usr/bin/checkout");
-    EXPECT_EQ(j.size(), 22u);
+    EXPECT_EQ(j.size(), 26u);
+    EXPECT_EQ(j["trace_id"], "00000000000000000000000000000000");
+    EXPECT_EQ(j["parent_span_id"], "");
+    EXPECT_EQ(j["sampled"], true);
 }
 
 TEST(SpanJson, ClientServerIsThePeer) {

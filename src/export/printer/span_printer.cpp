@@ -1,5 +1,7 @@
 #include "export/printer/span_printer.h"
 
+#include "pipeline/trace_context.h"
+
 #include <cinttypes>
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -125,6 +127,14 @@ std::string format_span_text(const Span& span) {
     append_endpoint(out, span.local);
     out += " peer=";
     append_endpoint(out, span.peer);
+    out += " trace=";
+    out += pipeline::to_hex(span.trace_id);
+    out += " span=";
+    out += pipeline::to_hex(span.span_id);
+    if (!pipeline::is_all_zero(span.parent_span_id.data(), span.parent_span_id.size())) {
+        out += " parent=";
+        out += pipeline::to_hex(span.parent_span_id);
+    }
     return out;
 }
 
@@ -155,6 +165,11 @@ std::string format_span_json(const Span& span) {
     j["service_name"] = service ? service->service_name : std::string();
     j["service_namespace"] = service ? service->service_namespace : std::string();
     j["exe"] = service ? service->exe_path : std::string();
+    j["trace_id"] = pipeline::to_hex(span.trace_id);
+    j["span_id"] = pipeline::to_hex(span.span_id);
+    j["parent_span_id"] =
+        pipeline::is_all_zero(span.parent_span_id.data(), span.parent_span_id.size()) ? std::string() : pipeline::to_hex(span.parent_span_id);
+    j["sampled"] = span.sampled;
     // Traced paths are not guaranteed UTF-8; the default handler would throw
     // on the first odd byte, so invalid sequences become U+FFFD instead.
     return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
