@@ -27,11 +27,14 @@
 #include "ebpf/events.h"
 #include "ebpf/kernel_features.h"
 #include "ebpf/socket_tracer.h"
+#include "export/otlp/batch_span_processor.h"
+#include "export/otlp/otlp_exporter.h"
 #include "export/printer/span_printer.h"
 #include "export/prometheus/prometheus_server.h"
 #include "pipeline/red_metrics.h"
 #include "pipeline/route_matcher.h"
 #include "pipeline/self_metrics.h"
+#include "pipeline/trace_context.h"
 #include "pipeline/trace_decorator.h"
 
 namespace {
@@ -100,9 +103,10 @@ public:
                 "no selector configured (open_port, executable_name, discovery.instrument): "
                 "instrumenting every process with a listening TCP socket");
         for (const auto& inactive : discovery_.inactive_criteria())
-            spdlog::warn("selector criterion accepted, not active yet (matches nothing until "
-                         "Kubernetes support lands): {}",
-                         inactive);
+            spdlog::warn(
+                "selector criterion accepted, not active yet (matches nothing until "
+                "Kubernetes support lands): {}",
+                inactive);
         ebpf::SocketTracerOptions tracer_options;
         tracer_options.capture_bytes = cfg_.capture_bytes;
         tracer_options.agent_pid = uint32_t(getpid());
@@ -112,6 +116,7 @@ public:
         watch_ports();
 
         std::unique_ptr<exporter::PrometheusServer> prometheus;
+        start_span_export();
         const auto& prom = cfg_.prometheus_export;
         if (prom.port != 0) {
             exporter::PrometheusServerOptions popts;
@@ -148,6 +153,10 @@ public:
         spdlog::info("shutting down: detaching eBPF programs");
         if (prometheus) prometheus->stop();
         tracer_.reset();
+        if (span_export_) {
+            span_export_->Shutdown(std::chrono::seconds(2));
+            mirror_export_counters();
+        }
         return 0;
     }
 
@@ -249,7 +258,48 @@ private:
         }
     }
 
+    // Sampled spans go to the OTLP collector when an endpoint is configured
+    // (otel_traces_export.endpoint, OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT).
+    void start_span_export() {
+        const config::OtlpTarget target = config::resolve_otlp(cfg_, config::Signal::Traces);
+        if (!target.enabled) return;
+        exporter::otlp::OtlpExporterOptions options;
+        options.endpoint = target.endpoint;
+        options.protocol = target.protocol == config::OtlpProtocol::Grpc
+                               ? exporter::otlp::OtlpProtocol::Grpc
+                               : exporter::otlp::OtlpProtocol::HttpProtobuf;
+        if (target.protocol == config::OtlpProtocol::HttpJson)
+            spdlog::warn("OTLP http/json is not supported yet: exporting spans as http/protobuf");
+        options.ids = [](const pipeline::Span& span) {
+            exporter::otlp::SpanIds ids;
+            ids.trace_id = span.trace_id;
+            ids.span_id = span.span_id;
+            ids.parent_span_id = span.parent_span_id;
+            ids.sampled = span.sampled;
+            ids.parent_is_remote =
+                !pipeline::is_all_zero(span.parent_span_id.data(), span.parent_span_id.size());
+            ids.trace_state = span.tracestate;
+            return ids;
+        };
+        exporter::otlp::BatchSpanProcessorOptions batch;
+        batch.schedule_delay =
+            std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.otel_traces_export.interval);
+        span_export_ = std::make_unique<exporter::otlp::BatchSpanProcessor>(
+            exporter::otlp::make_span_exporter(std::move(options)), batch);
+        spdlog::info("exporting spans over OTLP {} to {}", config::to_string(target.protocol),
+                     target.endpoint);
+    }
+
+    void mirror_export_counters() {
+        const auto& c = span_export_->counters();
+        self_.spans_exported = c.exported.load();
+        self_.span_export_dropped_queue_full = c.dropped_queue_full.load();
+        self_.span_export_dropped_failed = c.dropped_export_failed.load();
+        self_.span_export_dropped_timeout = c.dropped_timeout.load();
+    }
+
     void housekeeping() {
+        if (span_export_) mirror_export_counters();
         auto k = tracer_->kernel_counters();
         self_.kernel_ringbuf_full = k[SONDE_KCOUNTER_RINGBUF_FULL];
         self_.kernel_inflight_missing = k[SONDE_KCOUNTER_INFLIGHT_MISSING];
@@ -271,8 +321,9 @@ private:
         if (!route.ignore_in_metrics) red_.record(span);
         if (route.ignore_in_traces) return;
         traces_.decorate(span);
-        if (span.sampled && printer_.mode() != exporter::PrinterMode::Disabled)
-            printer_.print(span);
+        if (!span.sampled) return;
+        if (printer_.mode() != exporter::PrinterMode::Disabled) printer_.print(span);
+        if (span_export_) span_export_->OnEnd(std::move(span));
     }
 
     std::string render_metrics() {
@@ -290,6 +341,7 @@ private:
     pipeline::TraceDecorator traces_;
     conntrack::ConnectionTracker tracker_;
     discovery::ProcessDiscovery discovery_;
+    std::unique_ptr<exporter::otlp::BatchSpanProcessor> span_export_;
     std::unique_ptr<ebpf::SocketTracer> tracer_;
 };
 
@@ -403,7 +455,8 @@ std::optional<LoadedConfiguration> load_configuration(const CommandLine& cli) {
         ok = false;
     }
     const auto& sampler_cfg = loaded.config.otel_traces_export.sampler;
-    pipeline::SamplerConfigResult sampler = pipeline::make_sampler(sampler_cfg.name, sampler_cfg.arg);
+    pipeline::SamplerConfigResult sampler =
+        pipeline::make_sampler(sampler_cfg.name, sampler_cfg.arg);
     if (!sampler.ok()) {
         std::fprintf(stderr, "error: otel_traces_export.sampler: %s\n", sampler.error.c_str());
         ok = false;

@@ -879,12 +879,12 @@ std::vector<OptionSpec> make_table() {
         option("", {{"OTEL_EXPORTER_OTLP_ENDPOINT"}},
                "OTLP endpoint for both signals when a signal has no endpoint of its own; "
                "`/v1/metrics` or `/v1/traces` is appended for the HTTP protocols.",
-               SONDE_FIELD(otlp_shared.endpoint), kEndpoint, later);
+               SONDE_FIELD(otlp_shared.endpoint), kEndpoint);
     shared_endpoint.group = "otlp_shared";
     t.push_back(shared_endpoint);
     t.push_back(option("", {{"OTEL_EXPORTER_OTLP_PROTOCOL"}},
                        "OTLP protocol for both signals when a signal has none of its own.",
-                       SONDE_FIELD(otlp_shared.protocol), kProtocol, later));
+                       SONDE_FIELD(otlp_shared.protocol), kProtocol));
     t.back().group = "otlp_shared";
 
     t.push_back(option("otel_metrics_export.endpoint", {{"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"}},
@@ -918,27 +918,26 @@ std::vector<OptionSpec> make_table() {
 
     t.push_back(option("otel_traces_export.endpoint", {{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"}},
                        "OTLP endpoint for spans, used as is.",
-                       SONDE_FIELD(otel_traces_export.endpoint), kEndpoint, later));
+                       SONDE_FIELD(otel_traces_export.endpoint), kEndpoint));
     t.push_back(option("otel_traces_export.protocol", {{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"}},
                        "OTLP protocol for spans; unset: inferred from the port.",
-                       SONDE_FIELD(otel_traces_export.protocol), kProtocol, later));
+                       SONDE_FIELD(otel_traces_export.protocol), kProtocol));
     t.push_back(
         option("otel_traces_export.interval",
                env("TRACES_INTERVAL", {{"OTEL_BSP_SCHEDULE_DELAY", milliseconds, "milliseconds"}}),
                "Longest time a finished span waits before it is sent.",
-               SONDE_FIELD(otel_traces_export.interval), DurationCodec{}, later));
+               SONDE_FIELD(otel_traces_export.interval), DurationCodec{}));
     t.push_back(
         option("otel_traces_export.sampler.name", {{"OTEL_TRACES_SAMPLER"}},
                "Head sampler, as named by the OpenTelemetry specification.",
                SONDE_FIELD(otel_traces_export.sampler.name),
                ChoiceCodec{{"always_on", "always_off", "traceidratio", "parentbased_always_on",
                             "parentbased_always_off", "parentbased_traceidratio"},
-                           {}},
-               later));
+                           {}}));
     t.push_back(option("otel_traces_export.sampler.arg", {{"OTEL_TRACES_SAMPLER_ARG"}},
                        "Sampling ratio (0 to 1) of the `traceidratio` samplers; unset means 1.",
                        SONDE_FIELD(otel_traces_export.sampler.arg),
-                       TextCodec{"number 0-1", check_sampler_arg}, later));
+                       TextCodec{"number 0-1", check_sampler_arg}));
 
     t.push_back(option("attributes.kubernetes.enable", env("KUBE_METADATA_ENABLE"),
                        "Decorate spans and metrics with Kubernetes metadata; `autodetect` turns "

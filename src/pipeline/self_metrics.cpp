@@ -50,6 +50,14 @@ constexpr SelfMetricInfo kSelfMetrics[] = {
      "Requests whose route became the overflow route at the per-service route cap."},
     {&SelfMetrics::discovery_problems, "discovery_problems", MetricType::Counter,
      "Unreadable processes, malformed /proc rows and truncated /proc reads in discovery."},
+    {&SelfMetrics::spans_exported, "spans_exported", MetricType::Counter,
+     "Spans accepted by the OTLP collector."},
+    {&SelfMetrics::span_export_dropped_queue_full, "span_export_dropped_queue_full",
+     MetricType::Counter, "Spans dropped because the OTLP export queue was full."},
+    {&SelfMetrics::span_export_dropped_failed, "span_export_dropped_failed", MetricType::Counter,
+     "Spans dropped after their OTLP export failed for good or ran out of retries."},
+    {&SelfMetrics::span_export_dropped_timeout, "span_export_dropped_timeout", MetricType::Counter,
+     "Spans still queued for OTLP export when shutdown's deadline passed."},
 };
 
 // A field added to SelfMetrics without a row above would never be exported.

@@ -24,6 +24,11 @@ struct SelfMetrics {
     std::atomic<uint64_t> metric_series_dropped{0};
     std::atomic<uint64_t> routes_overflowed{0};   // requests given the overflow route
     std::atomic<uint64_t> discovery_problems{0};  // mirrored from discovery's counters
+    // Mirrored from the OTLP span pipeline.
+    std::atomic<uint64_t> spans_exported{0};
+    std::atomic<uint64_t> span_export_dropped_queue_full{0};
+    std::atomic<uint64_t> span_export_dropped_failed{0};
+    std::atomic<uint64_t> span_export_dropped_timeout{0};
 
     void render_prometheus(std::string& out) const;
 };

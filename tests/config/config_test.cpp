@@ -559,12 +559,11 @@ TEST(Config, InactiveSettingsListNonDefaultLaterFeatures) {
     const LoadResult r = load_yaml(
         "attributes:\n  kubernetes:\n    enable: false\n"  // the default: not listed
         "otel_traces_export:\n  sampler:\n    name: always_off\n"
-        "ebpf:\n  context_propagation: disabled\n",
+        "ebpf:\n  context_propagation: tcp\n",
         {{"OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"}});
     ASSERT_TRUE(r.problems.empty()) << problems_of(r);
-    EXPECT_EQ(inactive_settings(r.config),
-              (std::vector<std::string>{"OTEL_EXPORTER_OTLP_PROTOCOL",
-                                        "otel_traces_export.sampler.name"}));
+    // Span export and samplers are active; context propagation is not yet.
+    EXPECT_EQ(inactive_settings(r.config), (std::vector<std::string>{"ebpf.context_propagation"}));
 }
 
 const char kRichConfig[] =

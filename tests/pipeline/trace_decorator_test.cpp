@@ -35,7 +35,8 @@ TEST(TraceDecorator, UnsampledParentIsHonoured) {
 
 TEST(TraceDecorator, NoOrInvalidParentStartsNewTrace) {
     TraceDecorator decorator(make_sampler("always_on", "").sampler);
-    for (const char* header : {"", "garbage", "00-00000000000000000000000000000000-b7ad6b7169203331-01"}) {
+    for (const char* header :
+         {"", "garbage", "00-00000000000000000000000000000000-b7ad6b7169203331-01"}) {
         Span span;
         span.traceparent = header;
         span.tracestate = "a=b";

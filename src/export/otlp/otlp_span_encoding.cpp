@@ -92,15 +92,8 @@ void encode_span(const pipeline::Span& span, const SpanIds& ids, otlp_trace::Spa
     add_string(attrs, "url.path", span.path);
     add_string(attrs, "url.scheme", span.scheme);
     const auto& srv = span.server_endpoint();
-    if (!server) {
-        // Required on client spans; the path never carries a query string.
-        std::string full = span.scheme + "://";
-        const bool v6 = srv.address.find(':') != std::string::npos;
-        full += v6 ? "[" + srv.address + "]" : srv.address;
-        full += ':' + std::to_string(srv.port);
-        full += span.path;
-        add_string(attrs, "url.full", full);
-    }
+    // url.full is left out on purpose: only metadata leaves the node, and a
+    // full URL is where secrets and personal data hide.
     if (!srv.address.empty()) add_string(attrs, "server.address", srv.address);
     if (srv.port != 0) add_int(attrs, "server.port", srv.port);
     if (server && !span.peer.address.empty()) {

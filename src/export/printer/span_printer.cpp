@@ -1,10 +1,10 @@
 #include "export/printer/span_printer.h"
 
-#include "pipeline/trace_context.h"
-
 #include <cinttypes>
 #include <ctime>
 #include <nlohmann/json.hpp>
+
+#include "pipeline/trace_context.h"
 
 namespace sonde::exporter {
 
@@ -168,7 +168,9 @@ std::string format_span_json(const Span& span) {
     j["trace_id"] = pipeline::to_hex(span.trace_id);
     j["span_id"] = pipeline::to_hex(span.span_id);
     j["parent_span_id"] =
-        pipeline::is_all_zero(span.parent_span_id.data(), span.parent_span_id.size()) ? std::string() : pipeline::to_hex(span.parent_span_id);
+        pipeline::is_all_zero(span.parent_span_id.data(), span.parent_span_id.size())
+            ? std::string()
+            : pipeline::to_hex(span.parent_span_id);
     j["sampled"] = span.sampled;
     // Traced paths are not guaranteed UTF-8; the default handler would throw
     // on the first odd byte, so invalid sequences become U+FFFD instead.
