@@ -34,7 +34,6 @@
 #include "pipeline/red_metrics.h"
 #include "pipeline/route_matcher.h"
 #include "pipeline/self_metrics.h"
-#include "pipeline/trace_context.h"
 #include "pipeline/trace_decorator.h"
 
 namespace {
@@ -204,24 +203,29 @@ private:
             case SONDE_EVENT_PROC_FORK:
                 // Same question as after an exec: does this process match now?
                 apply(discovery_.on_exec(pid));
-                if (!discovery_.is_tracked(pid)) tracer_->untrack_pid(pid);
+                drop_unconfirmed(pid);
                 break;
             case SONDE_EVENT_PROC_EXIT:
                 apply(discovery_.on_exit(pid));
                 break;
             case SONDE_EVENT_LISTEN:
                 apply(discovery_.on_listen(pid, ev.port));
-                // On a watched port the kernel tracked it already; discovery decides.
-                if (!discovery_.is_tracked(pid)) tracer_->untrack_pid(pid);
+                drop_unconfirmed(pid);
                 break;
             case SONDE_EVENT_CONNECT_WATCHED:
                 apply(discovery_.on_connect(pid, ev.port));
-                // The kernel tracked it provisionally; discovery had the last word.
-                if (!discovery_.is_tracked(pid)) tracer_->untrack_pid(pid);
+                drop_unconfirmed(pid);
                 break;
             default:
                 break;
         }
+    }
+
+    // fork() of a tracked process and listen()/connect() on a watched port
+    // put the pid in the kernel filter before user space saw it; discovery
+    // has the last word.
+    void drop_unconfirmed(uint32_t pid) {
+        if (!discovery_.is_tracked(pid)) tracer_->untrack_pid(pid);
     }
 
     void apply(const std::vector<discovery::DiscoveryChange>& changes) {
@@ -276,8 +280,7 @@ private:
             ids.span_id = span.span_id;
             ids.parent_span_id = span.parent_span_id;
             ids.sampled = span.sampled;
-            ids.parent_is_remote =
-                !pipeline::is_all_zero(span.parent_span_id.data(), span.parent_span_id.size());
+            ids.parent_is_remote = span.has_parent();
             ids.trace_state = span.tracestate;
             return ids;
         };
@@ -417,15 +420,6 @@ struct CommandLine {
     std::string config_path;
 };
 
-std::vector<std::string> environment_names() {
-    std::vector<std::string> names;
-    for (char** e = environ; e && *e; ++e) {
-        std::string_view entry(*e);
-        names.emplace_back(entry.substr(0, entry.find('=')));
-    }
-    return names;
-}
-
 struct LoadedConfiguration {
     config::Config config;
     pipeline::RouteMatcher routes;
@@ -435,11 +429,9 @@ struct LoadedConfiguration {
 // Loads the configuration and reports every problem on stderr, one line
 // each; also runs the checks only the consumers can make (selectors, routes).
 std::optional<LoadedConfiguration> load_configuration(const CommandLine& cli) {
-    config::LoadOptions options;
+    config::LoadOptions options = config::process_load_options();
     options.config_path = cli.config_path;
     options.strict = cli.strict;
-    options.getenv = [](const char* name) -> const char* { return std::getenv(name); };
-    options.environment_names = environment_names();
     config::LoadResult loaded = config::load(options);
     for (const auto& problem : loaded.problems)
         std::fprintf(stderr, "%s\n", problem.to_string().c_str());

@@ -18,6 +18,24 @@
 
 namespace sonde::config {
 
+namespace {
+
+// How problems name what was found where something else was expected.
+std::string kind_of(const YAML::Node& node) {
+    switch (node.Type()) {
+        case YAML::NodeType::Map:
+            return "a map";
+        case YAML::NodeType::Sequence:
+            return "a sequence";
+        case YAML::NodeType::Scalar:
+            return "a scalar";
+        default:
+            return "null";
+    }
+}
+
+}  // namespace
+
 namespace detail {
 
 namespace {
@@ -97,19 +115,7 @@ void Value::warning(const std::string& message) const {
 }
 
 std::string Value::kind_name() const {
-    if (!node_) {
-        return "a scalar";
-    }
-    switch (node_->Type()) {
-        case YAML::NodeType::Map:
-            return "a map";
-        case YAML::NodeType::Sequence:
-            return "a sequence";
-        case YAML::NodeType::Scalar:
-            return "a scalar";
-        default:
-            return "null";
-    }
+    return node_ ? kind_of(*node_) : "a scalar";
 }
 
 std::optional<std::string> Value::scalar(std::string_view expected) const {
@@ -244,19 +250,6 @@ void report_unknown_key(const std::string& path, const std::string& location,
         message += " (did you mean '" + suggestion + "'?)";
     }
     context.unknown(location, message);
-}
-
-std::string kind_of(const YAML::Node& node) {
-    switch (node.Type()) {
-        case YAML::NodeType::Map:
-            return "a map";
-        case YAML::NodeType::Sequence:
-            return "a sequence";
-        case YAML::NodeType::Scalar:
-            return "a scalar";
-        default:
-            return "null";
-    }
 }
 
 void walk_map(const YAML::Node& map, const std::string& prefix, Config& config,

@@ -54,6 +54,8 @@ struct Span {
     std::array<uint8_t, 8> parent_span_id{};  // all zero: a root span
     bool sampled = true;                      // false: counted in metrics, not traced
 
+    bool has_parent() const { return parent_span_id != std::array<uint8_t, 8>{}; }
+
     double duration_seconds() const {
         return end_mono_ns > start_mono_ns ? double(end_mono_ns - start_mono_ns) / 1e9 : 0.0;
     }

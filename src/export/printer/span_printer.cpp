@@ -131,7 +131,7 @@ std::string format_span_text(const Span& span) {
     out += pipeline::to_hex(span.trace_id);
     out += " span=";
     out += pipeline::to_hex(span.span_id);
-    if (!pipeline::is_all_zero(span.parent_span_id.data(), span.parent_span_id.size())) {
+    if (span.has_parent()) {
         out += " parent=";
         out += pipeline::to_hex(span.parent_span_id);
     }
@@ -167,10 +167,7 @@ std::string format_span_json(const Span& span) {
     j["exe"] = service ? service->exe_path : std::string();
     j["trace_id"] = pipeline::to_hex(span.trace_id);
     j["span_id"] = pipeline::to_hex(span.span_id);
-    j["parent_span_id"] =
-        pipeline::is_all_zero(span.parent_span_id.data(), span.parent_span_id.size())
-            ? std::string()
-            : pipeline::to_hex(span.parent_span_id);
+    j["parent_span_id"] = span.has_parent() ? pipeline::to_hex(span.parent_span_id) : std::string();
     j["sampled"] = span.sampled;
     // Traced paths are not guaranteed UTF-8; the default handler would throw
     // on the first odd byte, so invalid sequences become U+FFFD instead.
