@@ -29,6 +29,7 @@
 #include "ebpf/socket_tracer.h"
 #include "export/otlp/batch_span_processor.h"
 #include "export/otlp/otlp_exporter.h"
+#include "export/otlp/periodic_metric_exporter.h"
 #include "export/printer/span_printer.h"
 #include "export/prometheus/prometheus_server.h"
 #include "pipeline/red_metrics.h"
@@ -85,7 +86,8 @@ public:
     Agent(const config::Config& cfg, pipeline::RouteMatcher routes, pipeline::Sampler sampler)
         : cfg_(cfg),
           red_(cfg.prometheus_export.buckets.duration_histogram,
-               cfg.prometheus_export.buckets.request_size_histogram),
+               cfg.prometheus_export.buckets.request_size_histogram,
+               cfg.prometheus_export.buckets.response_size_histogram),
           printer_(*exporter::parse_printer_mode(cfg.trace_printer), stdout),
           routes_(std::move(routes)),
           traces_(sampler),
@@ -116,6 +118,8 @@ public:
 
         std::unique_ptr<exporter::PrometheusServer> prometheus;
         start_span_export();
+        start_metric_export();
+        traces_wanted_ = span_export_ || printer_.mode() != exporter::PrinterMode::Disabled;
         const auto& prom = cfg_.prometheus_export;
         if (prom.port != 0) {
             exporter::PrometheusServerOptions popts;
@@ -152,10 +156,9 @@ public:
         spdlog::info("shutting down: detaching eBPF programs");
         if (prometheus) prometheus->stop();
         tracer_.reset();
-        if (span_export_) {
-            span_export_->Shutdown(std::chrono::seconds(2));
-            mirror_export_counters();
-        }
+        if (span_export_) span_export_->Shutdown(std::chrono::seconds(2));
+        if (metric_export_) metric_export_->Shutdown(std::chrono::seconds(2));
+        mirror_export_counters();
         return 0;
     }
 
@@ -262,18 +265,33 @@ private:
         }
     }
 
+    static exporter::otlp::OtlpTransportOptions transport_options(const config::OtlpTarget& target,
+                                                                  std::string_view signal) {
+        exporter::otlp::OtlpTransportOptions options;
+        options.endpoint = target.endpoint;
+        options.protocol = target.protocol == config::OtlpProtocol::Grpc
+                               ? exporter::otlp::OtlpProtocol::Grpc
+                               : exporter::otlp::OtlpProtocol::HttpProtobuf;
+        if (target.protocol == config::OtlpProtocol::HttpJson)
+            spdlog::warn("OTLP http/json is not supported: exporting {} as http/protobuf", signal);
+        options.headers = target.headers;
+        options.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(target.timeout);
+        options.compression = target.gzip ? "gzip" : "";
+        options.certificate_path = target.certificate;
+        spdlog::info("exporting {} over OTLP {} to {}{}", signal,
+                     config::to_string(target.protocol), target.endpoint,
+                     target.gzip ? " (gzip)" : "");
+        return options;
+    }
+
     // Sampled spans go to the OTLP collector when an endpoint is configured
     // (otel_traces_export.endpoint, OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT).
     void start_span_export() {
         const config::OtlpTarget target = config::resolve_otlp(cfg_, config::Signal::Traces);
         if (!target.enabled) return;
         exporter::otlp::OtlpExporterOptions options;
-        options.endpoint = target.endpoint;
-        options.protocol = target.protocol == config::OtlpProtocol::Grpc
-                               ? exporter::otlp::OtlpProtocol::Grpc
-                               : exporter::otlp::OtlpProtocol::HttpProtobuf;
-        if (target.protocol == config::OtlpProtocol::HttpJson)
-            spdlog::warn("OTLP http/json is not supported yet: exporting spans as http/protobuf");
+        static_cast<exporter::otlp::OtlpTransportOptions&>(options) =
+            transport_options(target, "spans");
         options.ids = [](const pipeline::Span& span) {
             exporter::otlp::SpanIds ids;
             ids.trace_id = span.trace_id;
@@ -287,27 +305,69 @@ private:
         exporter::otlp::BatchSpanProcessorOptions batch;
         batch.schedule_delay =
             std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.otel_traces_export.interval);
-        span_export_ = std::make_unique<exporter::otlp::BatchSpanProcessor>(
-            exporter::otlp::make_span_exporter(std::move(options)), batch);
-        spdlog::info("exporting spans over OTLP {} to {}", config::to_string(target.protocol),
-                     target.endpoint);
+        auto span_exporter = std::make_unique<exporter::otlp::OtlpSpanExporter>(std::move(options));
+        span_exporter_stats_ = &span_exporter->stats();
+        span_export_ =
+            std::make_unique<exporter::otlp::BatchSpanProcessor>(std::move(span_exporter), batch);
+    }
+
+    // RED histograms go to the OTLP collector every interval when a metrics
+    // endpoint is configured. They come from their own RedMetrics when the
+    // OTLP buckets differ from the Prometheus ones.
+    void start_metric_export() {
+        const config::OtlpTarget target = config::resolve_otlp(cfg_, config::Signal::Metrics);
+        if (!target.enabled) return;
+        const auto& otel = cfg_.otel_metrics_export;
+        const auto& prom = cfg_.prometheus_export;
+        if (!(otel.buckets.duration_histogram == prom.buckets.duration_histogram &&
+              otel.buckets.request_size_histogram == prom.buckets.request_size_histogram &&
+              otel.buckets.response_size_histogram == prom.buckets.response_size_histogram)) {
+            otlp_red_ = std::make_unique<pipeline::RedMetrics>(
+                otel.buckets.duration_histogram, otel.buckets.request_size_histogram,
+                otel.buckets.response_size_histogram);
+        }
+        exporter::otlp::PeriodicMetricExporterOptions options;
+        options.interval = std::chrono::duration_cast<std::chrono::milliseconds>(otel.interval);
+        options.temporality = otel.temporality == config::MetricsTemporality::Delta
+                                  ? exporter::otlp::Temporality::Delta
+                                  : exporter::otlp::Temporality::Cumulative;
+        const pipeline::RedMetrics& source = otlp_red_ ? *otlp_red_ : red_;
+        metric_export_ = std::make_unique<exporter::otlp::PeriodicMetricExporter>(
+            [&source] { return source.snapshot(); },
+            exporter::otlp::make_otlp_transport(transport_options(target, "metrics"),
+                                                exporter::otlp::OtlpSignal::Metrics),
+            options);
+        spdlog::info("metric export every {} ms, {} temporality", options.interval.count(),
+                     config::to_string(otel.temporality));
     }
 
     void mirror_export_counters() {
-        const auto& c = span_export_->counters();
-        self_.spans_exported = c.exported.load();
-        self_.span_export_dropped_queue_full = c.dropped_queue_full.load();
-        self_.span_export_dropped_failed = c.dropped_export_failed.load();
-        self_.span_export_dropped_timeout = c.dropped_timeout.load();
+        if (span_export_) {
+            const auto& c = span_export_->counters();
+            self_.spans_exported = c.exported.load();
+            self_.span_export_dropped_queue_full = c.dropped_queue_full.load();
+            self_.span_export_dropped_failed = c.dropped_export_failed.load();
+            self_.span_export_dropped_timeout = c.dropped_timeout.load();
+            self_.span_export_rejected = span_exporter_stats_->spans_rejected.load();
+        }
+        if (metric_export_) {
+            const auto& m = metric_export_->counters();
+            self_.metric_exports = m.exports.load();
+            self_.metric_points_exported = m.data_points_exported.load();
+            self_.metric_export_dropped_failed = m.data_points_dropped_failed.load();
+            self_.metric_export_rejected = m.data_points_rejected.load();
+            self_.metric_export_retries = m.retries.load();
+        }
     }
 
     void housekeeping() {
-        if (span_export_) mirror_export_counters();
+        mirror_export_counters();
         auto k = tracer_->kernel_counters();
         self_.kernel_ringbuf_full = k[SONDE_KCOUNTER_RINGBUF_FULL];
         self_.kernel_inflight_missing = k[SONDE_KCOUNTER_INFLIGHT_MISSING];
         self_.kernel_read_user_failed = k[SONDE_KCOUNTER_READ_USER_FAILED];
-        self_.metric_series_dropped = red_.dropped_series();
+        self_.metric_series_dropped =
+            red_.dropped_series() + (otlp_red_ ? otlp_red_->dropped_series() : 0);
         const auto& ds = discovery_.stats();
         self_.discovery_problems = ds.tcp_rows_malformed + ds.files_truncated +
                                    ds.fd_scans_truncated + ds.processes_unreadable;
@@ -321,8 +381,12 @@ private:
         const pipeline::RouteDecision route = routes_.classify(service, span.path);
         span.route.assign(route.route);
         if (route.overflow) ++self_.routes_overflowed;
-        if (!route.ignore_in_metrics) red_.record(span);
-        if (route.ignore_in_traces) return;
+        if (!route.ignore_in_metrics) {
+            red_.record(span);
+            if (otlp_red_) otlp_red_->record(span);
+        }
+        // Metrics-only mode: no trace context, ids or sampling for spans nobody receives.
+        if (route.ignore_in_traces || !traces_wanted_) return;
         traces_.decorate(span);
         if (!span.sampled) return;
         if (printer_.mode() != exporter::PrinterMode::Disabled) printer_.print(span);
@@ -344,7 +408,11 @@ private:
     pipeline::TraceDecorator traces_;
     conntrack::ConnectionTracker tracker_;
     discovery::ProcessDiscovery discovery_;
+    std::unique_ptr<pipeline::RedMetrics> otlp_red_;  // OTLP buckets differ from Prometheus'
     std::unique_ptr<exporter::otlp::BatchSpanProcessor> span_export_;
+    const exporter::otlp::ExporterStats* span_exporter_stats_ = nullptr;  // owned by span_export_
+    std::unique_ptr<exporter::otlp::PeriodicMetricExporter> metric_export_;
+    bool traces_wanted_ = false;  // a span printer or span export is on
     std::unique_ptr<ebpf::SocketTracer> tracer_;
 };
 

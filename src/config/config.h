@@ -65,10 +65,25 @@ struct PrometheusExport {
 
 enum class OtlpProtocol { Unset, Grpc, HttpProtobuf, HttpJson };
 
+// How to talk to an OTLP endpoint beyond its URL. Empty / zero: not set at this
+// level (a signal's own value wins over the shared OTEL_EXPORTER_OTLP_* one).
+struct OtlpConnection {
+    std::string headers;  // "k1=v1,k2=v2", values percent-encoded, as in OTEL_EXPORTER_OTLP_HEADERS
+    std::chrono::nanoseconds timeout{0};
+    std::string compression;  // "none" or "gzip"
+    std::string certificate;  // PEM file of the CAs that sign an https endpoint's certificate
+
+    bool operator==(const OtlpConnection&) const = default;
+};
+
+enum class MetricsTemporality { Cumulative, Delta };
+
 struct OtelMetricsExport {
     std::string endpoint;  // empty: OTEL_EXPORTER_OTLP_ENDPOINT, else export off
     OtlpProtocol protocol = OtlpProtocol::Unset;
+    OtlpConnection connection;
     std::chrono::nanoseconds interval = std::chrono::seconds(60);
+    MetricsTemporality temporality = MetricsTemporality::Cumulative;
     HistogramBuckets buckets;
 };
 
@@ -80,6 +95,7 @@ struct Sampler {
 struct OtelTracesExport {
     std::string endpoint;
     OtlpProtocol protocol = OtlpProtocol::Unset;
+    OtlpConnection connection;
     std::chrono::nanoseconds interval = std::chrono::seconds(5);  // batch delay
     Sampler sampler;
 };
@@ -89,6 +105,7 @@ struct OtelTracesExport {
 struct OtlpShared {
     std::string endpoint;
     OtlpProtocol protocol = OtlpProtocol::Unset;
+    OtlpConnection connection;
 };
 
 enum class IgnoreMode { Metrics, Traces, All };
@@ -222,10 +239,15 @@ struct OtlpTarget {
     bool enabled = false;  // an endpoint is configured
     std::string endpoint;
     OtlpProtocol protocol = OtlpProtocol::Unset;
+    std::map<std::string, std::string> headers;  // decoded
+    std::chrono::nanoseconds timeout = std::chrono::seconds(10);
+    bool gzip = false;
+    std::string certificate;
 };
 OtlpTarget resolve_otlp(const Config& config, Signal signal);
 
 std::string_view to_string(OtlpProtocol value);
+std::string_view to_string(MetricsTemporality value);
 std::string_view to_string(IgnoreMode value);
 std::string_view to_string(UnmatchedRoutes value);
 std::string_view to_string(KubernetesEnable value);

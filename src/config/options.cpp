@@ -86,6 +86,18 @@ std::optional<std::string> check_sampler_arg(std::string_view text) {
     return std::nullopt;
 }
 
+std::optional<std::string> check_otlp_headers(std::string_view text) {
+    auto parsed = parse_otlp_headers(text);
+    if (auto* reason = std::get_if<std::string>(&parsed)) return *reason;
+    return std::nullopt;
+}
+
+std::optional<std::string> check_compression(std::string_view text) {
+    const std::string lowered = to_lower(trim(text));
+    if (lowered.empty() || lowered == "none" || lowered == "gzip") return std::nullopt;
+    return quote(text) + " is not one of none, gzip";
+}
+
 std::optional<std::string> check_bind_address(std::string_view text) {
     if (text.empty()) {
         return std::string("empty address (use 0.0.0.0 for every interface)");
@@ -101,6 +113,8 @@ std::optional<std::string> check_bind_address(std::string_view text) {
 const TextCodec kString{};
 const TextCodec kRegex{"RE2 regex", check_optional_regex};
 const TextCodec kEndpoint{"URL", check_optional_endpoint};
+const TextCodec kHeaders{"key=value list", check_otlp_headers};
+const TextCodec kCompression{"none or gzip", check_compression};
 
 // "80,443,8000-8999", 8080, or a YAML list of ports and ranges.
 struct PortListCodec {
@@ -520,6 +534,49 @@ const EnumCodec<OtlpProtocol> kProtocol{{
     {"http/json", OtlpProtocol::HttpJson},
 }};
 
+const EnumCodec<MetricsTemporality> kTemporality{{
+    {"cumulative", MetricsTemporality::Cumulative},
+    {"delta", MetricsTemporality::Delta},
+    // The spec's "lowmemory" is delta for histograms, the only kind Sonde exports.
+    {"lowmemory", MetricsTemporality::Delta},
+}};
+
+// headers, timeout, compression and certificate of one OTLP signal (`section`
+// "otel_traces_export", variables OTEL_EXPORTER_OTLP_TRACES_*), or of both
+// (empty section: environment only, OTEL_EXPORTER_OTLP_*).
+template <typename Field>
+void add_otlp_connection_options(std::vector<OptionSpec>& t, const std::string& section,
+                                 const std::string& signal, Field connection) {
+    const std::string prefix = "OTEL_EXPORTER_OTLP_" + (signal.empty() ? "" : signal + "_");
+    const std::string key = section.empty() ? "" : section + ".";
+    const std::string scope = signal.empty() ? "both signals, unless a signal sets its own"
+                                             : "this signal; wins over the shared variable";
+    auto add = [&](OptionSpec spec) {
+        if (section.empty()) spec.group = "otlp_shared";
+        t.push_back(std::move(spec));
+    };
+    add(option(
+        key.empty() ? "" : key + "headers", {{prefix + "HEADERS"}},
+        "Headers sent with every export, `key1=value1,key2=value2` with values "
+        "percent-encoded, for " +
+            scope + ".",
+        [connection](Config & c) -> auto& { return connection(c).headers; }, kHeaders));
+    add(option(
+        key.empty() ? "" : key + "timeout", {{prefix + "TIMEOUT", milliseconds, "milliseconds"}},
+        "Longest wait for one export, for " + scope + "; unset: 10s.",
+        [connection](Config & c) -> auto& { return connection(c).timeout; },
+        DurationCodec{std::chrono::nanoseconds::zero()}));
+    add(option(
+        key.empty() ? "" : key + "compression", {{prefix + "COMPRESSION"}},
+        "`gzip` compresses export requests, for " + scope + ".",
+        [connection](Config & c) -> auto& { return connection(c).compression; }, kCompression));
+    add(option(
+        key.empty() ? "" : key + "certificate", {{prefix + "CERTIFICATE"}},
+        "PEM file of the certificate authorities trusted for an https endpoint, for " + scope +
+            "; unset: the system's.",
+        [connection](Config & c) -> auto& { return connection(c).certificate; }, kString));
+}
+
 const std::vector<std::string> kMetricFeatures = {
     "application",         "application_span", "application_service_graph",
     "application_process", "network",          "network_inter_zone",
@@ -867,10 +924,9 @@ std::vector<OptionSpec> make_table() {
                        BucketsCodec{}));
     t.push_back(option("prometheus_export.buckets.response_size_histogram",
                        env("PROMETHEUS_BUCKETS_RESPONSE_SIZE_HISTOGRAM"),
-                       "Bucket boundaries (bytes) of the response body size histograms. Today "
-                       "they use the request size boundaries.",
+                       "Bucket boundaries (bytes) of the response body size histograms.",
                        SONDE_FIELD(prometheus_export.buckets.response_size_histogram),
-                       BucketsCodec{}, later));
+                       BucketsCodec{}));
 
     t.push_back(alias("prometheus_export.features", features));
     t.push_back(features);
@@ -886,34 +942,43 @@ std::vector<OptionSpec> make_table() {
                        "OTLP protocol for both signals when a signal has none of its own.",
                        SONDE_FIELD(otlp_shared.protocol), kProtocol));
     t.back().group = "otlp_shared";
+    add_otlp_connection_options(t, "", "", SONDE_FIELD(otlp_shared.connection));
 
     t.push_back(option("otel_metrics_export.endpoint", {{"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"}},
                        "OTLP endpoint for metrics, used as is.",
-                       SONDE_FIELD(otel_metrics_export.endpoint), kEndpoint, later));
+                       SONDE_FIELD(otel_metrics_export.endpoint), kEndpoint));
     t.push_back(option("otel_metrics_export.protocol", {{"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"}},
                        "OTLP protocol for metrics; unset: inferred from the port (4317 grpc, "
                        "4318 http/protobuf).",
-                       SONDE_FIELD(otel_metrics_export.protocol), kProtocol, later));
+                       SONDE_FIELD(otel_metrics_export.protocol), kProtocol));
+    add_otlp_connection_options(t, "otel_metrics_export", "METRICS",
+                                SONDE_FIELD(otel_metrics_export.connection));
     t.push_back(option(
         "otel_metrics_export.interval",
         env("METRICS_INTERVAL", {{"OTEL_METRIC_EXPORT_INTERVAL", milliseconds, "milliseconds"}}),
         "Time between two metric exports.", SONDE_FIELD(otel_metrics_export.interval),
-        DurationCodec{}, later));
+        DurationCodec{}));
+    t.push_back(option("otel_metrics_export.temporality",
+                       {{"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"}},
+                       "`cumulative`: every export carries totals since the agent started; "
+                       "`delta` (or `lowmemory`): only what changed since the last delivered "
+                       "export.",
+                       SONDE_FIELD(otel_metrics_export.temporality), kTemporality));
     t.push_back(option("otel_metrics_export.buckets.duration_histogram",
                        env("OTEL_METRICS_BUCKETS_DURATION_HISTOGRAM"),
                        "Bucket boundaries (seconds) of exported duration histograms.",
-                       SONDE_FIELD(otel_metrics_export.buckets.duration_histogram), BucketsCodec{},
-                       later));
+                       SONDE_FIELD(otel_metrics_export.buckets.duration_histogram),
+                       BucketsCodec{}));
     t.push_back(option("otel_metrics_export.buckets.request_size_histogram",
                        env("OTEL_METRICS_BUCKETS_REQUEST_SIZE_HISTOGRAM"),
                        "Bucket boundaries (bytes) of exported request size histograms.",
                        SONDE_FIELD(otel_metrics_export.buckets.request_size_histogram),
-                       BucketsCodec{}, later));
+                       BucketsCodec{}));
     t.push_back(option("otel_metrics_export.buckets.response_size_histogram",
                        env("OTEL_METRICS_BUCKETS_RESPONSE_SIZE_HISTOGRAM"),
                        "Bucket boundaries (bytes) of exported response size histograms.",
                        SONDE_FIELD(otel_metrics_export.buckets.response_size_histogram),
-                       BucketsCodec{}, later));
+                       BucketsCodec{}));
     t.push_back(alias("otel_metrics_export.features", features));
 
     t.push_back(option("otel_traces_export.endpoint", {{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"}},
@@ -922,6 +987,8 @@ std::vector<OptionSpec> make_table() {
     t.push_back(option("otel_traces_export.protocol", {{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"}},
                        "OTLP protocol for spans; unset: inferred from the port.",
                        SONDE_FIELD(otel_traces_export.protocol), kProtocol));
+    add_otlp_connection_options(t, "otel_traces_export", "TRACES",
+                                SONDE_FIELD(otel_traces_export.connection));
     t.push_back(
         option("otel_traces_export.interval",
                env("TRACES_INTERVAL", {{"OTEL_BSP_SCHEDULE_DELAY", milliseconds, "milliseconds"}}),

@@ -390,7 +390,27 @@ OtlpTarget resolve_otlp(const Config& config, Signal signal) {
         }
         target.endpoint += metrics ? "/v1/metrics" : "/v1/traces";
     }
+    const OtlpConnection& own =
+        metrics ? config.otel_metrics_export.connection : config.otel_traces_export.connection;
+    const OtlpConnection& both = config.otlp_shared.connection;
+    const auto pick = [](const auto& mine, const auto& shared_value) -> const auto& {
+        return mine != std::decay_t<decltype(mine)>{} ? mine : shared_value;
+    };
+    // Validated when loaded; a list that no longer parses sends no headers.
+    auto headers = detail::parse_otlp_headers(pick(own.headers, both.headers));
+    if (auto* parsed = std::get_if<std::map<std::string, std::string>>(&headers)) {
+        target.headers = std::move(*parsed);
+    }
+    if (const auto timeout = pick(own.timeout, both.timeout); timeout.count() > 0) {
+        target.timeout = timeout;
+    }
+    target.gzip = detail::to_lower(detail::trim(pick(own.compression, both.compression))) == "gzip";
+    target.certificate = pick(own.certificate, both.certificate);
     return target;
+}
+
+std::string_view to_string(MetricsTemporality value) {
+    return value == MetricsTemporality::Delta ? "delta" : "cumulative";
 }
 
 std::string_view to_string(OtlpProtocol value) {

@@ -432,6 +432,40 @@ std::optional<std::string> resource_attribute(std::string_view attributes, std::
     return std::nullopt;
 }
 
+std::variant<std::map<std::string, std::string>, std::string> parse_otlp_headers(
+    std::string_view text) {
+    // RFC 9110 token characters: anything else cannot be a header name.
+    const auto is_token_char = [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    };
+    constexpr size_t kMaxHeaders = 64;
+    std::map<std::string, std::string> headers;
+    for (const std::string& item : split_list(text)) {
+        if (item.empty()) continue;
+        const size_t equals = item.find('=');
+        if (equals == std::string::npos) {
+            return quote(item) + " is not key=value";
+        }
+        const std::string_view key = trim(std::string_view(item).substr(0, equals));
+        if (key.empty() || !std::all_of(key.begin(), key.end(), is_token_char)) {
+            return quote(key) + " is not an HTTP header name";
+        }
+        std::string value = percent_decode(trim(std::string_view(item).substr(equals + 1)));
+        if (std::any_of(value.begin(), value.end(), [](char c) {
+                const auto u = static_cast<unsigned char>(c);
+                return (u < 0x20 && c != '\t') || u == 0x7f;
+            })) {
+            return "the value of " + quote(key) + " holds a control character";
+        }
+        if (headers.size() >= kMaxHeaders && headers.count(std::string(key)) == 0) {
+            return "more than " + std::to_string(kMaxHeaders) + " headers";
+        }
+        headers[std::string(key)] = std::move(value);
+    }
+    return headers;
+}
+
 size_t edit_distance(std::string_view a, std::string_view b) {
     // Suggestions are for key names; longer text is not worth the quadratic cost.
     constexpr size_t kMaxLength = 80;

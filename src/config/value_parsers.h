@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -60,6 +61,12 @@ Expansion expand_variables(std::string_view text, const EnvLookup& getenv);
 // The value of `key` in an OTEL_RESOURCE_ATTRIBUTES list "k1=v1,k2=v2"
 // (values percent-decoded), or nullopt when absent.
 std::optional<std::string> resource_attribute(std::string_view attributes, std::string_view key);
+
+// An OTEL_EXPORTER_OTLP_HEADERS list "k1=v1,k2=v2": keys are HTTP header
+// names, values are percent-decoded and may not hold control characters (they
+// become request headers). Empty text: no headers.
+std::variant<std::map<std::string, std::string>, std::string> parse_otlp_headers(
+    std::string_view text);
 
 // Levenshtein distance, for "did you mean" suggestions.
 size_t edit_distance(std::string_view a, std::string_view b);

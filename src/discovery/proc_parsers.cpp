@@ -247,6 +247,29 @@ std::optional<std::string> resource_attribute(std::string_view attributes, std::
     return found;
 }
 
+std::string language_of_executable(std::string_view exe_name) {
+    // An interpreter's name, optionally followed by a version: "python3", "python3.11", "php8.2".
+    const auto named = [&](std::string_view stem) {
+        if (exe_name.substr(0, stem.size()) != stem) return false;
+        const std::string_view version = exe_name.substr(stem.size());
+        return std::all_of(version.begin(), version.end(),
+                           [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
+    };
+    struct Runtime {
+        std::string_view stem;
+        std::string_view language;
+    };
+    static constexpr Runtime kRuntimes[] = {
+        {"python", "python"}, {"pypy", "python"}, {"node", "nodejs"},     {"nodejs", "nodejs"},
+        {"java", "java"},     {"ruby", "ruby"},   {"php", "php"},         {"php-fpm", "php"},
+        {"dotnet", "dotnet"}, {"erl", "erlang"},  {"beam.smp", "erlang"},
+    };
+    for (const Runtime& runtime : kRuntimes) {
+        if (named(runtime.stem)) return std::string(runtime.language);
+    }
+    return {};
+}
+
 std::string format_ip(const std::array<uint8_t, 16>& addr) {
     char buf[8];
     std::string out;

@@ -49,6 +49,11 @@ std::optional<std::string> environ_value(std::string_view environ, std::string_v
 // OTEL_RESOURCE_ATTRIBUTES "k1=v1,k2=v2" (values percent-decoded): value of `key`.
 std::optional<std::string> resource_attribute(std::string_view attributes, std::string_view key);
 
+// The language of a process as OTel's telemetry.sdk.language names it, from
+// its executable's file name ("python3.11" -> "python", "node" -> "nodejs");
+// empty when the name says nothing (compiled binaries: Go, C++, Rust).
+std::string language_of_executable(std::string_view exe_name);
+
 // Textual form of an address as used in labels: "127.0.0.1" for IPv4-mapped,
 // RFC 5952 form for IPv6.
 std::string format_ip(const std::array<uint8_t, 16>& addr);

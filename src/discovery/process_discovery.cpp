@@ -369,6 +369,18 @@ struct SelectorMatch {
 };
 
 std::optional<SelectorMatch> match_instrument(ScanContext& ctx, ProcessFacts& facts) {
+    // The selectors the kernel event's port names come first: they decide without reading the
+    // fd table, and a short-lived client may be gone by the time that read would finish.
+    if (const SocketUse* evidence = facts.evidence(); evidence != nullptr) {
+        for (const CompiledSelector& selector : ctx.instrument) {
+            if (!selector.spec.open_ports.contains(evidence->port)) {
+                continue;
+            }
+            if (auto matched = match_criteria(selector, facts)) {
+                return SelectorMatch{&selector.spec, selector.spec.origin + " " + *matched};
+            }
+        }
+    }
     for (const CompiledSelector& selector : ctx.instrument) {
         if (auto matched = match_criteria(selector, facts)) {
             return SelectorMatch{&selector.spec, selector.spec.origin + " " + *matched};
@@ -441,7 +453,9 @@ bool can_match_anything(const ScanContext& ctx) {
 // directory only if a selector still needs it; cmdline and environ only for
 // a process that matched.
 std::optional<IdentityPtr> evaluate_process(ScanContext& ctx, uint32_t pid,
-                                            const SocketUse* evidence) {
+                                            const SocketUse* evidence,
+                                            const RememberedExec* remembered = nullptr,
+                                            RememberedExec* seen = nullptr) {
     const DiscoveryOptions& options = ctx.options;
     if (pid == 0 || pid == kInitPid || pid == kKthreaddPid ||
         options.never_instrument.count(pid) != 0) {
@@ -452,25 +466,38 @@ std::optional<IdentityPtr> evaluate_process(ScanContext& ctx, uint32_t pid,
     }
     const std::string pid_dir = pid_dir_of(options, pid);
     const auto stat_text = read_capped(pid_dir + "/stat", kStatMaxBytes, ctx.stats);
-    if (!stat_text) {
-        return std::nullopt;  // gone, or not a process
-    }
-    const auto stat = parse_proc_stat(*stat_text);
-    if (!stat || stat->ppid == kKthreaddPid) {
+    const auto stat = stat_text ? parse_proc_stat(*stat_text) : std::nullopt;
+    if (stat && stat->ppid == kKthreaddPid) {
         return std::nullopt;  // kernel threads are children of kthreadd
     }
-    const auto exe_link = read_link(pid_dir + "/exe");
-    if (!exe_link) {
+    // A remembered exec stands in only for the same process (pid reuse shows in the start time).
+    if (remembered != nullptr && stat && stat->start_time_ticks != remembered->start_time_ticks) {
+        remembered = nullptr;
+    }
+    if (!stat && remembered == nullptr) {
+        return std::nullopt;  // gone, or not a process
+    }
+    const auto exe_link = stat ? read_link(pid_dir + "/exe") : std::nullopt;
+    if (!exe_link && remembered == nullptr) {
         ++ctx.stats.processes_unreadable;
         return std::nullopt;
     }
-    ProcessFacts facts(ctx, pid_dir, strip_deleted_suffix(*exe_link), evidence);
+    // Live and readable: /proc is the truth. Otherwise (exited, a zombie): what the exec showed.
+    const bool from_memory = !exe_link;
+    const uint64_t start_time_ticks = stat ? stat->start_time_ticks : remembered->start_time_ticks;
+    std::string exe_path = from_memory ? remembered->exe_path : strip_deleted_suffix(*exe_link);
+    if (seen != nullptr && !from_memory) {
+        seen->start_time_ticks = start_time_ticks;
+        seen->exe_path = exe_path;
+    }
+    ProcessFacts facts(ctx, pid_dir, std::move(exe_path), evidence);
     auto match = match_instrument(ctx, facts);
     if (!match) {
         return std::nullopt;
     }
-    // Kernel threads and zombies have an empty command line.
-    if (!file_has_content(pid_dir + "/cmdline")) {
+    // Kernel threads and zombies have an empty command line. A process a kernel event names
+    // did that socket call itself, alive: it may have exited since, and still counts.
+    if (evidence == nullptr && !file_has_content(pid_dir + "/cmdline")) {
         return std::nullopt;
     }
     if (excluded(ctx, facts)) {
@@ -478,9 +505,10 @@ std::optional<IdentityPtr> evaluate_process(ScanContext& ctx, uint32_t pid,
     }
     auto identity = std::make_shared<ServiceIdentity>();
     identity->pid = pid;
-    identity->start_time_ticks = stat->start_time_ticks;
+    identity->start_time_ticks = start_time_ticks;
     identity->exe_path = facts.exe_path();
     identity->exe_name = basename_of(identity->exe_path);
+    identity->language = language_of_executable(identity->exe_name);
     identity->selector = std::move(match->description);
     resolve_service_names(ctx, pid_dir, match->selector, *identity);
     return IdentityPtr(std::move(identity));
@@ -714,12 +742,15 @@ std::vector<DiscoveryChange> ProcessDiscovery::rescan() {
 std::vector<DiscoveryChange> ProcessDiscovery::on_exec(uint32_t pid) {
     std::vector<DiscoveryChange> changes;
     ScanContext ctx{options_, instrument_, exclude_, selector_ports_, listener_mode_, stats_};
-    auto identity = evaluate_process(ctx, pid, nullptr);
+    RememberedExec seen;
+    auto identity = evaluate_process(ctx, pid, nullptr, nullptr, &seen);
     const auto it = tracked_.find(pid);
     if (it == tracked_.end()) {
         if (identity) {
             tracked_.emplace(pid, *identity);
             changes.push_back(instrument_change(pid, std::move(*identity)));
+        } else if (!seen.exe_path.empty() && !instrument_ports_.empty()) {
+            remember_exec(pid, std::move(seen));
         }
         return changes;
     }
@@ -761,7 +792,9 @@ std::vector<DiscoveryChange> ProcessDiscovery::on_port(uint32_t pid, const Socke
     if (!relevant) {
         return {};
     }
-    auto identity = evaluate_process(ctx, pid, &evidence);
+    const auto remembered = remembered_.find(pid);
+    auto identity = evaluate_process(
+        ctx, pid, &evidence, remembered == remembered_.end() ? nullptr : &remembered->second);
     if (!identity) {
         return {};
     }
@@ -769,7 +802,20 @@ std::vector<DiscoveryChange> ProcessDiscovery::on_port(uint32_t pid, const Socke
     return {instrument_change(pid, std::move(*identity))};
 }
 
+void ProcessDiscovery::remember_exec(uint32_t pid, RememberedExec exec) {
+    if (remembered_.insert_or_assign(pid, std::move(exec)).second) {
+        remembered_order_.push_back(pid);
+    }
+    while (remembered_order_.size() > kMaxRememberedExecs) {
+        remembered_.erase(remembered_order_.front());
+        remembered_order_.pop_front();
+    }
+}
+
 std::vector<DiscoveryChange> ProcessDiscovery::on_exit(uint32_t pid) {
+    // Its queue slot stays until it reaches the front: erasing from the middle of the
+    // deque would cost a scan per exit.
+    remembered_.erase(pid);
     if (tracked_.erase(pid) == 0) {
         return {};
     }

@@ -33,6 +33,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -105,6 +106,15 @@ struct DiscoveryChange {
 struct CompiledSelector;
 struct SocketUse;
 
+// What an exec showed of a process no selector wanted then. A short-lived
+// client (curl against a fast server) can connect, finish and exit before its
+// connect() event is handled, and a zombie's /proc no longer names its
+// executable: the connect is then judged on what the exec showed.
+struct RememberedExec {
+    uint64_t start_time_ticks = 0;
+    std::string exe_path;
+};
+
 class ProcessDiscovery {
 public:
     // The kernel's watched-port map holds this many entries.
@@ -142,6 +152,7 @@ public:
 
 private:
     std::vector<DiscoveryChange> on_port(uint32_t pid, const SocketUse& evidence);
+    void remember_exec(uint32_t pid, RememberedExec exec);
 
     DiscoveryOptions options_;
     std::vector<CompiledSelector> instrument_;
@@ -152,6 +163,10 @@ private:
     bool listener_mode_ = false;
     std::unordered_map<uint32_t, std::shared_ptr<const pipeline::ServiceIdentity>> tracked_;
     DiscoveryStats stats_;
+    // Bounded: the oldest entries go first; an exit removes its own.
+    static constexpr size_t kMaxRememberedExecs = 1024;
+    std::unordered_map<uint32_t, RememberedExec> remembered_;
+    std::deque<uint32_t> remembered_order_;
 };
 
 }  // namespace sonde::discovery

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <string_view>
-#include <type_traits>
+#include <system_error>
 #include <utility>
 
 namespace sonde::pipeline {
@@ -18,37 +18,42 @@ constexpr char kKeySeparator = '\x1f';
 // configuration; a cap keeps one odd value from bloating every scrape.
 constexpr size_t kMaxLabelValueBytes = 256;
 
-enum Family : size_t {
-    kServerDuration,
-    kClientDuration,
-    kServerRequestSize,
-    kServerResponseSize,
-    kClientRequestSize,
-    kClientResponseSize,
-    kFamilyCount,
-};
+constexpr size_t index_of(MetricFamily family) {
+    return static_cast<size_t>(family);
+}
 
 struct FamilyInfo {
+    MetricFamily family;  // pins each row to its index
     std::string_view name;
     std::string_view help;
-    bool duration;  // which bucket layout it uses
 };
 
 // Names follow Beyla's Prometheus exporter so its dashboards work unchanged.
-constexpr std::array<FamilyInfo, kFamilyCount> kFamilies = {{
-    {"http_server_request_duration_seconds",
-     "Duration of HTTP requests handled by instrumented servers, in seconds.", true},
-    {"http_client_request_duration_seconds",
-     "Duration of HTTP requests made by instrumented clients, in seconds.", true},
-    {"http_server_request_body_size_bytes",
-     "Size of HTTP request bodies received by instrumented servers, in bytes.", false},
-    {"http_server_response_body_size_bytes",
-     "Size of HTTP response bodies sent by instrumented servers, in bytes.", false},
-    {"http_client_request_body_size_bytes",
-     "Size of HTTP request bodies sent by instrumented clients, in bytes.", false},
-    {"http_client_response_body_size_bytes",
-     "Size of HTTP response bodies received by instrumented clients, in bytes.", false},
+constexpr std::array<FamilyInfo, kMetricFamilyCount> kFamilies = {{
+    {MetricFamily::ServerDuration, "http_server_request_duration_seconds",
+     "Duration of HTTP requests handled by instrumented servers, in seconds."},
+    {MetricFamily::ClientDuration, "http_client_request_duration_seconds",
+     "Duration of HTTP requests made by instrumented clients, in seconds."},
+    {MetricFamily::ServerRequestBodySize, "http_server_request_body_size_bytes",
+     "Size of HTTP request bodies received by instrumented servers, in bytes."},
+    {MetricFamily::ServerResponseBodySize, "http_server_response_body_size_bytes",
+     "Size of HTTP response bodies sent by instrumented servers, in bytes."},
+    {MetricFamily::ClientRequestBodySize, "http_client_request_body_size_bytes",
+     "Size of HTTP request bodies sent by instrumented clients, in bytes."},
+    {MetricFamily::ClientResponseBodySize, "http_client_response_body_size_bytes",
+     "Size of HTTP response bodies received by instrumented clients, in bytes."},
 }};
+
+constexpr bool families_in_enum_order() {
+    for (size_t f = 0; f < kFamilies.size(); ++f) {
+        if (index_of(kFamilies[f].family) != f) {
+            return false;
+        }
+    }
+    return true;
+}
+static_assert(families_in_enum_order());
+static_assert(index_of(MetricFamily::ClientResponseBodySize) + 1 == kMetricFamilyCount);
 
 constexpr std::array<std::string_view, 8> kLabelNames = {
     "http_request_method", "http_response_status_code",
@@ -56,6 +61,19 @@ constexpr std::array<std::string_view, 8> kLabelNames = {
     "server_port",         "service_name",
     "service_namespace",   "url_scheme",
 };
+// Positions in a series key, same order as kLabelNames.
+enum LabelIndex : size_t {
+    kMethodLabel,
+    kStatusLabel,
+    kRouteLabel,
+    kServerAddressLabel,
+    kServerPortLabel,
+    kServiceNameLabel,
+    kServiceNamespaceLabel,
+    kUrlSchemeLabel,
+};
+static_assert(kUrlSchemeLabel + 1 == kLabelNames.size());
+using KeyParts = std::array<std::string_view, kLabelNames.size()>;
 
 // Length of the UTF-8 sequence starting at s[i], or 0 if it is not a valid
 // one (overlong forms, surrogates and values past U+10FFFF included), since
@@ -135,7 +153,7 @@ std::string series_key(const Span& span) {
     const std::string status = std::to_string(span.status);
     const std::string port = std::to_string(server.port);
     // Same order as kLabelNames.
-    const std::array<std::string_view, kLabelNames.size()> values = {
+    const KeyParts values = {
         span.method, status,       span.route,        server.address,
         port,        service_name, service_namespace, span.scheme,
     };
@@ -195,29 +213,65 @@ void append_escaped(std::string& out, std::string_view value) {
     }
 }
 
+// The inverse of series_key. Label values never contain the separator
+// (append_label_value replaces it), so a key always has exactly one part per
+// label; a missing part reads as empty rather than out of range.
+KeyParts split_key(std::string_view key) {
+    KeyParts parts;
+    size_t begin = 0;
+    for (size_t i = 0; i < parts.size() && begin <= key.size(); ++i) {
+        const size_t end = std::min(key.find(kKeySeparator, begin), key.size());
+        parts[i] = key.substr(begin, end - begin);
+        begin = end + 1;
+    }
+    return parts;
+}
+
 // `{a="x",b="y",` — left open so each sample line can add its own le.
 std::string open_label_block(std::string_view key) {
+    const KeyParts parts = split_key(key);
     std::string block = "{";
-    size_t begin = 0;
     for (size_t i = 0; i < kLabelNames.size(); ++i) {
-        const size_t end = key.find(kKeySeparator, begin);
         block.append(kLabelNames[i]);
         block += "=\"";
-        append_escaped(block, key.substr(begin, end == std::string_view::npos ? end : end - begin));
+        append_escaped(block, parts[i]);
         block += "\",";
-        begin = end == std::string_view::npos ? key.size() : end + 1;
     }
     return block;
 }
 
+// Status and port went into the key as decimal text; anything else (there is
+// no other writer, but the key is just bytes) reads back as 0, "not known".
+template <typename Integer>
+Integer parse_decimal(std::string_view text) {
+    Integer value{};
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (error != std::errc{} || end != text.data() + text.size()) {
+        return 0;
+    }
+    return value;
+}
+
+SeriesLabels parse_labels(std::string_view key) {
+    const KeyParts parts = split_key(key);
+    SeriesLabels labels;
+    labels.method = parts[kMethodLabel];
+    labels.status = parse_decimal<int>(parts[kStatusLabel]);
+    labels.route = parts[kRouteLabel];
+    labels.server_address = parts[kServerAddressLabel];
+    labels.server_port = parse_decimal<uint32_t>(parts[kServerPortLabel]);
+    labels.service_name = parts[kServiceNameLabel];
+    labels.service_namespace = parts[kServiceNamespaceLabel];
+    labels.url_scheme = parts[kUrlSchemeLabel];
+    return labels;
+}
+
+// `series` must be sorted by key.
 void render_family(std::string& out, const FamilyInfo& family, const std::vector<double>& bounds,
-                   std::vector<std::pair<std::string, HistogramData>>& series) {
+                   const std::vector<std::pair<std::string, HistogramData>>& series) {
     if (series.empty()) {
         return;
     }
-    // Sorted so successive scrapes diff cleanly and tests can compare text.
-    std::sort(series.begin(), series.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
     out += "# HELP ";
     out += family.name;
     out += ' ';
@@ -278,21 +332,44 @@ std::vector<double> default_size_buckets() {
     return {0, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192};
 }
 
+RedMetrics::RedMetrics(std::vector<double> duration_buckets,
+                       std::vector<double> request_size_buckets,
+                       std::vector<double> response_size_buckets, size_t max_series)
+    : duration_buckets_(normalized_bounds(std::move(duration_buckets))),
+      request_size_buckets_(normalized_bounds(std::move(request_size_buckets))),
+      response_size_buckets_(normalized_bounds(std::move(response_size_buckets))),
+      max_series_(max_series) {}
+
 RedMetrics::RedMetrics(std::vector<double> duration_buckets, std::vector<double> size_buckets,
                        size_t max_series)
-    : duration_buckets_(normalized_bounds(std::move(duration_buckets))),
-      size_buckets_(normalized_bounds(std::move(size_buckets))),
-      max_series_(max_series) {}
+    : RedMetrics(std::move(duration_buckets), size_buckets, size_buckets, max_series) {}
+
+const std::vector<double>& RedMetrics::bounds_of(MetricFamily family) const {
+    switch (family) {
+        case MetricFamily::ServerDuration:
+        case MetricFamily::ClientDuration:
+            return duration_buckets_;
+        case MetricFamily::ServerRequestBodySize:
+        case MetricFamily::ClientRequestBodySize:
+            return request_size_buckets_;
+        case MetricFamily::ServerResponseBodySize:
+        case MetricFamily::ClientResponseBodySize:
+            return response_size_buckets_;
+    }
+    return duration_buckets_;  // unreachable: the switch covers every family
+}
 
 void RedMetrics::record(const Span& span) {
     const bool server = span.kind == SpanKind::Server;
-    const Family duration_family = server ? kServerDuration : kClientDuration;
-    const Family request_family = server ? kServerRequestSize : kClientRequestSize;
-    const Family response_family = server ? kServerResponseSize : kClientResponseSize;
+    const size_t duration_family =
+        index_of(server ? MetricFamily::ServerDuration : MetricFamily::ClientDuration);
+    const size_t request_family = index_of(server ? MetricFamily::ServerRequestBodySize
+                                                  : MetricFamily::ClientRequestBodySize);
+    const size_t response_family = index_of(server ? MetricFamily::ServerResponseBodySize
+                                                   : MetricFamily::ClientResponseBodySize);
     // Built outside the lock: it is the expensive part of a record.
     std::string key = series_key(span);
 
-    static_assert(std::extent_v<decltype(histograms_)> == kFamilyCount);
     std::lock_guard lock(mutex_);
     auto& durations = histograms_[duration_family];
     auto it = durations.find(key);
@@ -300,7 +377,8 @@ void RedMetrics::record(const Span& span) {
         // A label set is one series per family it lands in, but it always
         // lands in its kind's duration family, so the two duration maps
         // together count the distinct label sets the cap is about.
-        if (histograms_[kServerDuration].size() + histograms_[kClientDuration].size() >=
+        if (histograms_[index_of(MetricFamily::ServerDuration)].size() +
+                histograms_[index_of(MetricFamily::ClientDuration)].size() >=
             max_series_) {
             // Counts refused observations: remembering which label sets were
             // refused would itself be the unbounded memory the cap prevents.
@@ -310,27 +388,56 @@ void RedMetrics::record(const Span& span) {
         it = durations.try_emplace(key).first;
     }
     observe(it->second, duration_buckets_, span.duration_seconds());
-    observe(histograms_[request_family][key], size_buckets_,
+    observe(histograms_[request_family][key], request_size_buckets_,
             static_cast<double>(span.request_body_bytes));
-    observe(histograms_[response_family][std::move(key)], size_buckets_,
+    observe(histograms_[response_family][std::move(key)], response_size_buckets_,
             static_cast<double>(span.response_body_bytes));
 }
 
-void RedMetrics::render_prometheus(std::string& out) const {
+std::array<RedMetrics::SeriesList, kMetricFamilyCount> RedMetrics::copy_series() const {
     // Copy under the lock, format outside it: the event loop records while
-    // the scrape thread renders, and formatting is the slow part.
-    std::array<std::vector<std::pair<std::string, HistogramData>>, kFamilyCount> snapshot;
+    // the scrape and export threads read, and formatting is the slow part.
+    std::array<SeriesList, kMetricFamilyCount> copy;
     {
         std::lock_guard lock(mutex_);
-        for (size_t f = 0; f < kFamilyCount; ++f) {
-            snapshot[f].assign(histograms_[f].begin(), histograms_[f].end());
+        for (size_t f = 0; f < kMetricFamilyCount; ++f) {
+            copy[f].assign(histograms_[f].begin(), histograms_[f].end());
         }
     }
-    for (size_t f = 0; f < kFamilyCount; ++f) {
-        const FamilyInfo& family = kFamilies[f];
-        render_family(out, family, family.duration ? duration_buckets_ : size_buckets_,
-                      snapshot[f]);
+    // Sorted so successive scrapes diff cleanly, snapshots line up series by
+    // series, and tests can compare text.
+    for (auto& series : copy) {
+        std::sort(series.begin(), series.end(),
+                  [](const auto& a, const auto& b) { return a.first < b.first; });
     }
+    return copy;
+}
+
+void RedMetrics::render_prometheus(std::string& out) const {
+    auto copy = copy_series();
+    for (size_t f = 0; f < kMetricFamilyCount; ++f) {
+        const FamilyInfo& family = kFamilies[f];
+        render_family(out, family, bounds_of(family.family), copy[f]);
+    }
+}
+
+MetricsSnapshot RedMetrics::snapshot() const {
+    auto copy = copy_series();
+    MetricsSnapshot snapshot;
+    for (size_t f = 0; f < kMetricFamilyCount; ++f) {
+        FamilySnapshot& out = snapshot.families[f];
+        out.family = kFamilies[f].family;
+        out.bounds = bounds_of(out.family);
+        out.series.reserve(copy[f].size());
+        for (auto& [key, histogram] : copy[f]) {
+            // observe() sizes every histogram it touches, so this only
+            // restates the invariant consumers index by.
+            histogram.bucket_counts.resize(out.bounds.size() + 1, 0);
+            SeriesLabels labels = parse_labels(key);
+            out.series.push_back({std::move(key), std::move(labels), std::move(histogram)});
+        }
+    }
+    return snapshot;
 }
 
 uint64_t RedMetrics::dropped_series() const {

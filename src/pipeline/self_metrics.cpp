@@ -13,7 +13,8 @@ struct SelfMetricInfo {
     std::atomic<uint64_t> SelfMetrics::*field;
     std::string_view name;  // without the sonde_ prefix and _total suffix
     MetricType type;
-    std::string_view help;
+    std::string_view help;  // rows of one metric with different labels: only the first's is used
+    std::string_view labels = {};  // `reason="queue_full"`
 };
 
 // One row per field, so a new counter is one line here plus its member.
@@ -52,12 +53,30 @@ constexpr SelfMetricInfo kSelfMetrics[] = {
      "Unreadable processes, malformed /proc rows and truncated /proc reads in discovery."},
     {&SelfMetrics::spans_exported, "spans_exported", MetricType::Counter,
      "Spans accepted by the OTLP collector."},
-    {&SelfMetrics::span_export_dropped_queue_full, "span_export_dropped_queue_full",
-     MetricType::Counter, "Spans dropped because the OTLP export queue was full."},
-    {&SelfMetrics::span_export_dropped_failed, "span_export_dropped_failed", MetricType::Counter,
-     "Spans dropped after their OTLP export failed for good or ran out of retries."},
-    {&SelfMetrics::span_export_dropped_timeout, "span_export_dropped_timeout", MetricType::Counter,
-     "Spans still queued for OTLP export when shutdown's deadline passed."},
+    {&SelfMetrics::span_export_dropped_queue_full, "span_export_dropped", MetricType::Counter,
+     "Spans never delivered over OTLP, by reason: queue_full (the bounded export queue was "
+     "full), failed (rejected for good or out of retries), timeout (still queued at shutdown's "
+     "deadline), rejected (refused by the collector in a partial success).",
+     R"(reason="queue_full")"},
+    {&SelfMetrics::span_export_dropped_failed, "span_export_dropped", MetricType::Counter, "",
+     R"(reason="failed")"},
+    {&SelfMetrics::span_export_dropped_timeout, "span_export_dropped", MetricType::Counter, "",
+     R"(reason="timeout")"},
+    {&SelfMetrics::span_export_rejected, "span_export_dropped", MetricType::Counter, "",
+     R"(reason="rejected")"},
+    {&SelfMetrics::metric_exports, "metric_exports", MetricType::Counter,
+     "OTLP metric export requests the collector accepted."},
+    {&SelfMetrics::metric_points_exported, "metric_points_exported", MetricType::Counter,
+     "Histogram data points delivered over OTLP."},
+    {&SelfMetrics::metric_export_dropped_failed, "metric_export_dropped", MetricType::Counter,
+     "Histogram data points never delivered over OTLP, by reason: failed (the export failed "
+     "for good or was still failing when the next one was due; cumulative totals are resent "
+     "then), rejected (refused by the collector in a partial success).",
+     R"(reason="failed")"},
+    {&SelfMetrics::metric_export_rejected, "metric_export_dropped", MetricType::Counter, "",
+     R"(reason="rejected")"},
+    {&SelfMetrics::metric_export_retries, "metric_export_retries", MetricType::Counter,
+     "Retries of failed OTLP metric exports."},
 };
 
 // A field added to SelfMetrics without a row above would never be exported.
@@ -67,20 +86,30 @@ static_assert(sizeof(SelfMetrics) == std::size(kSelfMetrics) * sizeof(std::atomi
 }  // namespace
 
 void SelfMetrics::render_prometheus(std::string& out) const {
+    std::string_view previous;
     for (const SelfMetricInfo& metric : kSelfMetrics) {
         std::string name = "sonde_";
         name += metric.name;
         if (metric.type == MetricType::Counter) {
             name += "_total";
         }
-        out += "# HELP ";
+        // Rows of one labelled metric are adjacent: one HELP/TYPE header for all of them.
+        if (metric.name != previous) {
+            out += "# HELP ";
+            out += name;
+            out += ' ';
+            out += metric.help;
+            out += "\n# TYPE ";
+            out += name;
+            out += metric.type == MetricType::Counter ? " counter\n" : " gauge\n";
+        }
+        previous = metric.name;
         out += name;
-        out += ' ';
-        out += metric.help;
-        out += "\n# TYPE ";
-        out += name;
-        out += metric.type == MetricType::Counter ? " counter\n" : " gauge\n";
-        out += name;
+        if (!metric.labels.empty()) {
+            out += '{';
+            out += metric.labels;
+            out += '}';
+        }
         out += ' ';
         out += std::to_string((this->*metric.field).load(std::memory_order_relaxed));
         out += '\n';

@@ -29,6 +29,13 @@ struct SelfMetrics {
     std::atomic<uint64_t> span_export_dropped_queue_full{0};
     std::atomic<uint64_t> span_export_dropped_failed{0};
     std::atomic<uint64_t> span_export_dropped_timeout{0};
+    std::atomic<uint64_t> span_export_rejected{0};  // partial success
+    // Mirrored from the OTLP metric exporter.
+    std::atomic<uint64_t> metric_exports{0};
+    std::atomic<uint64_t> metric_points_exported{0};
+    std::atomic<uint64_t> metric_export_dropped_failed{0};
+    std::atomic<uint64_t> metric_export_rejected{0};  // partial success
+    std::atomic<uint64_t> metric_export_retries{0};
 
     void render_prometheus(std::string& out) const;
 };

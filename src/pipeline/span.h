@@ -20,6 +20,8 @@ struct ServiceIdentity {
     std::string exe_name;           // basename of exe_path
     std::string service_name;
     std::string service_namespace;
+    // The target's language as OTel names it ("python", "nodejs", "java"), empty when unknown.
+    std::string language;
     std::string selector;  // which selector matched, for logs
 };
 

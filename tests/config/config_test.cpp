@@ -546,13 +546,81 @@ TEST(Config, TooManyNodesStopWithOneError) {
     EXPECT_NE(problems_of(r).find("more than 100000 YAML nodes"), std::string::npos);
 }
 
-TEST(Config, ResponseSizeBucketsAreNotActiveYet) {
+TEST(Config, ResponseSizeBucketsAreTheirOwn) {
     const LoadResult r = load_yaml(
         "prometheus_export:\n  buckets:\n    request_size_histogram: [0, 10]\n"
         "    response_size_histogram: [0, 20]\n");
     ASSERT_TRUE(r.problems.empty()) << problems_of(r);
-    EXPECT_EQ(inactive_settings(r.config),
-              std::vector<std::string>{"prometheus_export.buckets.response_size_histogram"});
+    EXPECT_TRUE(inactive_settings(r.config).empty());
+    EXPECT_EQ(r.config.prometheus_export.buckets.response_size_histogram,
+              (std::vector<double>{0, 20}));
+}
+
+TEST(Config, OtlpConnectionSettingsPerSignalWinOverShared) {
+    LoadResult r = load_env({{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"},
+                             {"OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%20abc, x-org=7"},
+                             {"OTEL_EXPORTER_OTLP_TIMEOUT", "2500"},
+                             {"OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"},
+                             {"OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/ca.pem"},
+                             {"OTEL_EXPORTER_OTLP_METRICS_HEADERS", "x-org=9"},
+                             {"OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "500"},
+                             {"OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "none"},
+                             {"OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", "/etc/metrics-ca.pem"}});
+    ASSERT_TRUE(r.ok()) << problems_of(r);
+    const OtlpTarget traces = resolve_otlp(r.config, Signal::Traces);
+    EXPECT_EQ(traces.headers, (std::map<std::string, std::string>{{"Authorization", "Bearer abc"},
+                                                                  {"x-org", "7"}}));
+    EXPECT_EQ(traces.timeout, std::chrono::milliseconds(2500));
+    EXPECT_TRUE(traces.gzip);
+    EXPECT_EQ(traces.certificate, "/etc/ca.pem");
+    const OtlpTarget metrics = resolve_otlp(r.config, Signal::Metrics);
+    EXPECT_EQ(metrics.headers, (std::map<std::string, std::string>{{"x-org", "9"}}));
+    EXPECT_EQ(metrics.timeout, std::chrono::milliseconds(500));
+    EXPECT_FALSE(metrics.gzip);
+    EXPECT_EQ(metrics.certificate, "/etc/metrics-ca.pem");
+
+    // Nothing set: no headers, the 10 s default timeout, no compression.
+    r = load_yaml(
+        "otel_traces_export:\n  endpoint: http://c:4318/v1/traces\n"
+        "  headers: a=1\n  timeout: 3s\n  compression: GZIP\n");
+    ASSERT_TRUE(r.ok()) << problems_of(r);
+    EXPECT_EQ(resolve_otlp(r.config, Signal::Traces).headers,
+              (std::map<std::string, std::string>{{"a", "1"}}));
+    EXPECT_EQ(resolve_otlp(r.config, Signal::Traces).timeout, std::chrono::seconds(3));
+    EXPECT_TRUE(resolve_otlp(r.config, Signal::Traces).gzip);
+    r = load_env({{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"}});
+    const OtlpTarget plain = resolve_otlp(r.config, Signal::Metrics);
+    EXPECT_TRUE(plain.headers.empty());
+    EXPECT_EQ(plain.timeout, std::chrono::seconds(10));
+    EXPECT_FALSE(plain.gzip);
+}
+
+TEST(Config, BadOtlpConnectionValuesNameTheVariable) {
+    for (const auto& [variable, value] : std::vector<std::pair<std::string, std::string>>{
+             {"OTEL_EXPORTER_OTLP_HEADERS", "novalue"},
+             {"OTEL_EXPORTER_OTLP_HEADERS", "bad name=1"},
+             {"OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x=a%0d%0aInjected: 1"},
+             {"OTEL_EXPORTER_OTLP_COMPRESSION", "zstd"},
+             {"OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "soon"},
+             {"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "sometimes"},
+         }) {
+        const LoadResult r = load_env({{variable, value}});
+        ASSERT_EQ(count(r, Severity::Error), 1u) << variable << "=" << value << problems_of(r);
+        EXPECT_EQ(r.problems[0].location, "env " + variable) << problems_of(r);
+    }
+}
+
+TEST(Config, MetricsTemporalityPreference) {
+    EXPECT_EQ(load_env({}).config.otel_metrics_export.temporality, MetricsTemporality::Cumulative);
+    for (const char* value : {"delta", "Delta", "lowmemory"}) {
+        const LoadResult r =
+            load_env({{"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", value}});
+        ASSERT_TRUE(r.ok()) << problems_of(r);
+        EXPECT_EQ(r.config.otel_metrics_export.temporality, MetricsTemporality::Delta) << value;
+    }
+    const LoadResult r = load_yaml("otel_metrics_export:\n  temporality: cumulative\n");
+    ASSERT_TRUE(r.ok()) << problems_of(r);
+    EXPECT_EQ(r.config.otel_metrics_export.temporality, MetricsTemporality::Cumulative);
 }
 
 TEST(Config, InactiveSettingsListNonDefaultLaterFeatures) {
@@ -600,6 +668,11 @@ const char kRichConfig[] =
     "  endpoint: http://c:4318\n"
     "  protocol: http/json\n"
     "  interval: 1500ms\n"
+    "  temporality: delta\n"
+    "  headers: \"api-key=a%2Cb, x=1\"\n"
+    "  timeout: 2s\n"
+    "  compression: gzip\n"
+    "  certificate: /etc/ca.pem\n"
     "otel_traces_export:\n"
     "  endpoint: https://c:4317\n"
     "  protocol: grpc\n"

@@ -156,8 +156,8 @@ TEST(SeedConfigs, OtlpExport02SendsBothSignalsOverGrpcWithKubernetes) {
     }
     const auto inactive = inactive_settings(c);
     EXPECT_TRUE(contains(inactive, "attributes.kubernetes.enable"));
-    EXPECT_TRUE(contains(inactive, "otel_metrics_export.endpoint"));
-    EXPECT_FALSE(contains(inactive, "otel_traces_export.protocol"));  // spans are exported
+    EXPECT_FALSE(contains(inactive, "otel_metrics_export.endpoint"));  // metrics are exported
+    EXPECT_FALSE(contains(inactive, "otel_traces_export.protocol"));   // spans are exported
     EXPECT_FALSE(contains(inactive, "trace_printer"));
 }
 

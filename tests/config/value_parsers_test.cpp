@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <optional>
 #include <string>
 
 namespace sonde::config::detail {
@@ -162,6 +163,40 @@ TEST(ValueParsers, ResourceAttributes) {
     EXPECT_EQ(resource_attribute(attributes, "k"), "v=w");
     EXPECT_EQ(resource_attribute(attributes, "service"), std::nullopt);
     EXPECT_EQ(resource_attribute("", "service.name"), std::nullopt);
+}
+
+TEST(ValueParsers, OtlpHeaders) {
+    using Headers = std::map<std::string, std::string>;
+    struct Case {
+        const char* text;
+        std::optional<Headers> expected;  // nullopt: an error
+    };
+    for (const Case& c : {
+             Case{"", Headers{}},
+             Case{"a=1", Headers{{"a", "1"}}},
+             Case{" api-key = s%3Dcret , X-Org=7 ", Headers{{"api-key", "s=cret"}, {"X-Org", "7"}}},
+             Case{"a=", Headers{{"a", ""}}},
+             Case{"a=1,,b=2", Headers{{"a", "1"}, {"b", "2"}}},
+             Case{"a=1,a=2", Headers{{"a", "2"}}},
+             Case{"auth=Basic%20dXNlcjpwYXNz", Headers{{"auth", "Basic dXNlcjpwYXNz"}}},
+             Case{"novalue", std::nullopt},
+             Case{"=1", std::nullopt},
+             Case{"bad name=1", std::nullopt},
+             Case{"a:b=1", std::nullopt},
+             Case{"a=x%0D%0AInjected: 1", std::nullopt},
+             Case{"a=x%00", std::nullopt},
+         }) {
+        const auto parsed = parse_otlp_headers(c.text);
+        if (c.expected) {
+            ASSERT_TRUE(std::holds_alternative<Headers>(parsed)) << c.text;
+            EXPECT_EQ(std::get<Headers>(parsed), *c.expected) << c.text;
+        } else {
+            EXPECT_TRUE(std::holds_alternative<std::string>(parsed)) << c.text;
+        }
+    }
+    std::string many;
+    for (int i = 0; i < 65; ++i) many += "h" + std::to_string(i) + "=v,";
+    EXPECT_TRUE(std::holds_alternative<std::string>(parse_otlp_headers(many)));
 }
 
 TEST(ValueParsers, EditDistanceAndQuoting) {

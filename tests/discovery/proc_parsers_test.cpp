@@ -362,5 +362,28 @@ TEST(FormatIp, AgreesWithInetNtop) {
     }
 }
 
+TEST(LanguageOfExecutable, InterpretersByNameAndNothingElse) {
+    for (const auto& [exe, language] : std::vector<std::pair<std::string, std::string>>{
+             {"python3", "python"},
+             {"python3.11", "python"},
+             {"python", "python"},
+             {"node", "nodejs"},
+             {"nodejs", "nodejs"},
+             {"java", "java"},
+             {"ruby3.1", "ruby"},
+             {"php-fpm8.2", "php"},
+             {"dotnet", "dotnet"},
+             {"beam.smp", "erlang"},
+             {"nginx", ""},
+             {"checkout", ""},
+             {"python3-config", ""},
+             {"nodemon", ""},
+             {"javac", ""},
+             {"", ""},
+         }) {
+        EXPECT_EQ(language_of_executable(exe), language) << exe;
+    }
+}
+
 }  // namespace
 }  // namespace sonde::discovery

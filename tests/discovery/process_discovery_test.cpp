@@ -353,11 +353,15 @@ TEST_F(ProcessDiscoveryFake, NeverInstrumentsSelfInitOrKernelThreads) {
     EXPECT_EQ(describe(discovery.rescan()), (Lines{"instrument 60 real"}));
     for (const uint32_t pid : {1u, 2u, 30u, 31u, 40u, 41u, 50u}) {
         EXPECT_TRUE(discovery.on_exec(pid).empty()) << pid;
+        if (pid == 40) continue;  // see below
         EXPECT_TRUE(discovery.on_listen(pid, 8080).empty()) << pid;
         EXPECT_TRUE(discovery.on_connect(pid, 8080).empty()) << pid;
     }
     // Only 41 gets as far as reading its exe link: once per walk and per event.
     EXPECT_EQ(discovery.stats().processes_unreadable, 4u);
+    // A socket event was made by a live process: one that is a zombie by the time the event
+    // is handled (a short-lived client) still counts.
+    EXPECT_EQ(describe(discovery.on_connect(40, 8080)), (Lines{"instrument 40 zombie"}));
 }
 
 TEST_F(ProcessDiscoveryFake, ServiceNameFromOtelServiceName) {
@@ -553,6 +557,40 @@ TEST_F(ProcessDiscoveryFake, ConnectEventsOnOpenPorts) {
     EXPECT_TRUE(discovery.on_connect(10, 80).empty());
     EXPECT_EQ(describe(discovery.on_connect(10, 5432)), (Lines{"instrument 10 client"}));
     EXPECT_TRUE(discovery.on_connect(10, 5432).empty());
+}
+
+TEST_F(ProcessDiscoveryFake, ShortLivedClientIsJudgedOnWhatItsExecShowed) {
+    DiscoveryOptions options = options_for(tree);
+    options.instrument = {by_ports("5432")};
+    ProcessDiscovery discovery(options);
+    // Seen at exec, then gone (exited) before its connect() event is handled.
+    tree.add({.pid = 10, .start_time = 500, .exe = "/usr/bin/curl"});
+    EXPECT_TRUE(discovery.on_exec(10).empty());
+    tree.remove(10);
+    const auto changes = discovery.on_connect(10, 5432);
+    ASSERT_EQ(describe(changes), (Lines{"instrument 10 curl"}));
+    EXPECT_EQ(changes[0].identity->exe_path, "/usr/bin/curl");
+    EXPECT_EQ(changes[0].identity->start_time_ticks, 500u);
+    EXPECT_EQ(describe(discovery.on_exit(10)), (Lines{"forget 10"}));
+
+    // A zombie: stat still there, exe link gone.
+    tree.add({.pid = 11, .start_time = 600, .exe = "/usr/bin/curl"});
+    EXPECT_TRUE(discovery.on_exec(11).empty());
+    tree.add({.pid = 11, .start_time = 600, .exe = std::nullopt, .cmdline = ""});
+    EXPECT_EQ(describe(discovery.on_connect(11, 5432)), (Lines{"instrument 11 curl"}));
+
+    // Pid reuse: another process with that pid is not taken for the remembered one.
+    tree.add({.pid = 12, .start_time = 700, .exe = "/usr/bin/curl"});
+    EXPECT_TRUE(discovery.on_exec(12).empty());
+    tree.add({.pid = 12, .start_time = 701, .exe = std::nullopt});
+    EXPECT_TRUE(discovery.on_connect(12, 5432).empty());
+
+    // An exit forgets what the exec showed.
+    tree.add({.pid = 13, .start_time = 800, .exe = "/usr/bin/curl"});
+    EXPECT_TRUE(discovery.on_exec(13).empty());
+    EXPECT_TRUE(discovery.on_exit(13).empty());
+    tree.remove(13);
+    EXPECT_TRUE(discovery.on_connect(13, 5432).empty());
 }
 
 TEST_F(ProcessDiscoveryFake, ListenerModeUsesListenButNotConnectEvents) {

@@ -12,16 +12,24 @@
 #include <chrono>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "loopback_collectors.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
 
 namespace sonde::exporter::otlp {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::closed_port;
+using testing::FdCloser;
+using testing::gunzip;
+using testing::LoopbackHttpServer;
 
 std::vector<pipeline::Span> sample_spans(size_t n) {
     auto service = std::make_shared<pipeline::ServiceIdentity>();
@@ -41,130 +49,13 @@ std::vector<pipeline::Span> sample_spans(size_t n) {
     return spans;
 }
 
-struct FdCloser {
-    int fd = -1;
-    ~FdCloser() {
-        if (fd >= 0) close(fd);
-    }
-};
-
-// A loopback port nobody listens on: bound, then closed.
-uint16_t closed_port() {
-    FdCloser s{socket(AF_INET, SOCK_STREAM, 0)};
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(s.fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-    socklen_t len = sizeof(addr);
-    getsockname(s.fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    return ntohs(addr.sin_port);
-}
-
-std::string gunzip(const std::string& in) {
-    z_stream zs{};
-    EXPECT_EQ(inflateInit2(&zs, 15 + 16), Z_OK);
-    std::string out(1 << 20, '\0');
-    zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-    zs.avail_in = static_cast<uInt>(in.size());
-    zs.next_out = reinterpret_cast<Bytef*>(out.data());
-    zs.avail_out = static_cast<uInt>(out.size());
-    EXPECT_EQ(inflate(&zs, Z_FINISH), Z_STREAM_END);
-    out.resize(zs.total_out);
-    inflateEnd(&zs);
-    return out;
-}
-
-// One-request-per-connection HTTP/1.1 server on 127.0.0.1:0 that records what it receives.
-class LoopbackHttpServer {
-public:
-    struct Request {
-        std::string head;  // request line and headers, lowercased
-        std::string body;
-    };
-
-    explicit LoopbackHttpServer(std::string status_line, std::string reply_body = {})
-        : status_line_(std::move(status_line)), reply_body_(std::move(reply_body)) {
-        listener_.fd = socket(AF_INET, SOCK_STREAM, 0);
-        int one = 1;
-        setsockopt(listener_.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        EXPECT_EQ(bind(listener_.fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-        EXPECT_EQ(listen(listener_.fd, 8), 0);
-        socklen_t len = sizeof(addr);
-        getsockname(listener_.fd, reinterpret_cast<sockaddr*>(&addr), &len);
-        port_ = ntohs(addr.sin_port);
-        thread_ = std::thread([this] { serve(); });
-    }
-    ~LoopbackHttpServer() {
-        stop_ = true;
-        thread_.join();
-    }
-
-    uint16_t port() const { return port_; }
-    std::vector<Request> requests() {
-        std::lock_guard lock(mutex_);
-        return requests_;
-    }
-
-private:
-    void serve() {
-        while (!stop_) {
-            pollfd p{listener_.fd, POLLIN, 0};
-            if (poll(&p, 1, 20) <= 0) continue;
-            FdCloser conn{accept(listener_.fd, nullptr, nullptr)};
-            if (conn.fd < 0) continue;
-            std::string data;
-            char buf[4096];
-            size_t head_end = std::string::npos;
-            size_t content_length = 0;
-            while (true) {
-                ssize_t n = recv(conn.fd, buf, sizeof(buf), 0);
-                if (n <= 0) break;
-                data.append(buf, size_t(n));
-                if (head_end == std::string::npos) {
-                    head_end = data.find("\r\n\r\n");
-                    if (head_end == std::string::npos) continue;
-                    std::string head = data.substr(0, head_end);
-                    for (auto& c : head) c = char(std::tolower(static_cast<unsigned char>(c)));
-                    auto cl = head.find("content-length:");
-                    if (cl != std::string::npos) content_length = std::stoul(head.substr(cl + 15));
-                }
-                if (data.size() >= head_end + 4 + content_length) break;
-            }
-            Request request;
-            request.head = data.substr(0, head_end);
-            for (auto& c : request.head) c = char(std::tolower(static_cast<unsigned char>(c)));
-            request.body = data.substr(head_end + 4, content_length);
-            {
-                std::lock_guard lock(mutex_);
-                requests_.push_back(std::move(request));
-            }
-            std::string reply =
-                status_line_ + "\r\nContent-Type: application/x-protobuf\r\nContent-Length: " +
-                std::to_string(reply_body_.size()) + "\r\nConnection: close\r\n\r\n" + reply_body_;
-            send(conn.fd, reply.data(), reply.size(), MSG_NOSIGNAL);
-        }
-    }
-
-    std::string status_line_;
-    std::string reply_body_;
-    FdCloser listener_;
-    uint16_t port_ = 0;
-    std::atomic<bool> stop_{false};
-    std::mutex mutex_;
-    std::vector<Request> requests_;
-    std::thread thread_;
-};
-
 TEST(OtlpHttpExporter, PostsProtobufToTheEndpointAsGiven) {
     LoopbackHttpServer server("HTTP/1.1 200 OK");
     OtlpExporterOptions options;
     options.endpoint = "http://127.0.0.1:" + std::to_string(server.port()) + "/v1/traces";
     options.headers = {{"Authorization", "Bearer s3cret"}, {"X-Tenant", "a"}};
     options.timeout = 5s;
-    OtlpHttpSpanExporter exporter(options);
+    OtlpSpanExporter exporter(options);
 
     const auto spans = sample_spans(3);
     EXPECT_EQ(exporter.Export(spans), ExportResult::Success);
@@ -195,7 +86,7 @@ TEST(OtlpHttpExporter, GzipBodyWhenAsked) {
     OtlpExporterOptions options;
     options.endpoint = "http://127.0.0.1:" + std::to_string(server.port()) + "/v1/traces";
     options.compression = "gzip";
-    OtlpHttpSpanExporter exporter(options);
+    OtlpSpanExporter exporter(options);
     EXPECT_EQ(exporter.Export(sample_spans(50)), ExportResult::Success);
     auto requests = server.requests();
     ASSERT_EQ(requests.size(), 1u);
@@ -212,7 +103,7 @@ TEST(OtlpHttpExporter, PartialSuccessIsCountedNotFailed) {
     LoopbackHttpServer server("HTTP/1.1 200 OK", reply.SerializeAsString());
     OtlpExporterOptions options;
     options.endpoint = "http://127.0.0.1:" + std::to_string(server.port()) + "/v1/traces";
-    OtlpHttpSpanExporter exporter(options);
+    OtlpSpanExporter exporter(options);
     EXPECT_EQ(exporter.Export(sample_spans(5)), ExportResult::Success);
     EXPECT_EQ(exporter.stats().spans_rejected.load(), 2u);
 }
@@ -226,7 +117,7 @@ TEST(OtlpHttpExporter, StatusCodesMapToRetryability) {
         LoopbackHttpServer server(line);
         OtlpExporterOptions options;
         options.endpoint = "http://127.0.0.1:" + std::to_string(server.port()) + "/v1/traces";
-        OtlpHttpSpanExporter exporter(options);
+        OtlpSpanExporter exporter(options);
         EXPECT_EQ(exporter.Export(sample_spans(1)), expected) << line;
         EXPECT_EQ(exporter.stats().failed_requests.load(), 1u);
     }
@@ -236,7 +127,7 @@ TEST(OtlpHttpExporter, ConnectionRefusedIsARetryableFailureWithoutHanging) {
     OtlpExporterOptions options;
     options.endpoint = "http://127.0.0.1:" + std::to_string(closed_port()) + "/v1/traces";
     options.timeout = 2s;
-    OtlpHttpSpanExporter exporter(options);
+    OtlpSpanExporter exporter(options);
     const auto start = std::chrono::steady_clock::now();
     EXPECT_EQ(exporter.Export(sample_spans(1)), ExportResult::RetryableFailure);
     EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
@@ -256,7 +147,7 @@ TEST(OtlpHttpExporter, SilentCollectorIsBoundedByTheTimeout) {
     OtlpExporterOptions options;
     options.endpoint = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/v1/traces";
     options.timeout = 300ms;
-    OtlpHttpSpanExporter exporter(options);
+    OtlpSpanExporter exporter(options);
     const auto start = std::chrono::steady_clock::now();
     EXPECT_EQ(exporter.Export(sample_spans(1)), ExportResult::RetryableFailure);
     EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
@@ -336,6 +227,68 @@ TEST(OtlpGrpcExporter, UnreachableCollectorIsRetryableWithinTheDeadline) {
     const auto start = std::chrono::steady_clock::now();
     EXPECT_EQ(exporter->Export(sample_spans(1)), ExportResult::RetryableFailure);
     EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+}
+
+TEST(OtlpHttpExporter, RetryAfterIsReported) {
+    // The status line carries the extra header: the loopback server writes it as given.
+    LoopbackHttpServer server("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7");
+    OtlpExporterOptions options;
+    options.endpoint = "http://127.0.0.1:" + std::to_string(server.port()) + "/v1/traces";
+    OtlpSpanExporter exporter(options);
+    EXPECT_EQ(exporter.Export(sample_spans(1)), ExportResult::RetryableFailure);
+    EXPECT_EQ(exporter.retry_after(), 7s);
+}
+
+// Answers every export with `code` and, when `retry_delay` is set, a RetryInfo detail.
+class RetryInfoTraceService final : public otlp_collector_trace::TraceService::Service {
+public:
+    RetryInfoTraceService(grpc::StatusCode code, std::optional<std::chrono::seconds> retry_delay)
+        : code_(code), retry_delay_(retry_delay) {}
+    grpc::Status Export(grpc::ServerContext*,
+                        const otlp_collector_trace::ExportTraceServiceRequest*,
+                        otlp_collector_trace::ExportTraceServiceResponse*) override {
+        if (!retry_delay_) return grpc::Status(code_, "busy");
+        google::rpc::RetryInfo info;
+        info.mutable_retry_delay()->set_seconds(retry_delay_->count());
+        google::rpc::Status details;
+        details.set_code(int(code_));
+        details.set_message("busy");
+        details.add_details()->PackFrom(info);
+        return grpc::Status(code_, "busy", details.SerializeAsString());
+    }
+
+private:
+    grpc::StatusCode code_;
+    std::optional<std::chrono::seconds> retry_delay_;
+};
+
+TEST(OtlpGrpcExporter, RetryInfoDecidesRetryabilityAndDelay) {
+    struct Case {
+        grpc::StatusCode code;
+        std::optional<std::chrono::seconds> retry_delay;
+        ExportResult expected;
+        std::chrono::milliseconds expected_delay;
+    };
+    for (const Case& c : {
+             Case{grpc::StatusCode::RESOURCE_EXHAUSTED, 3s, ExportResult::RetryableFailure, 3s},
+             Case{grpc::StatusCode::RESOURCE_EXHAUSTED, std::nullopt, ExportResult::Failure, 0s},
+             Case{grpc::StatusCode::UNAVAILABLE, 2s, ExportResult::RetryableFailure, 2s},
+             Case{grpc::StatusCode::UNAVAILABLE, std::nullopt, ExportResult::RetryableFailure, 0s},
+         }) {
+        RetryInfoTraceService service(c.code, c.retry_delay);
+        grpc::ServerBuilder builder;
+        int port = 0;
+        builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+        builder.RegisterService(&service);
+        auto server = builder.BuildAndStart();
+        OtlpExporterOptions options;
+        options.protocol = OtlpProtocol::Grpc;
+        options.endpoint = "127.0.0.1:" + std::to_string(port);
+        OtlpSpanExporter exporter(options);
+        EXPECT_EQ(exporter.Export(sample_spans(1)), c.expected) << int(c.code);
+        EXPECT_EQ(exporter.retry_after(), c.expected_delay) << int(c.code);
+        server->Shutdown(std::chrono::system_clock::now() + 1s);
+    }
 }
 
 TEST(OtlpExporter, GzipRoundTrips) {

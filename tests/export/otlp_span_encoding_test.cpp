@@ -7,26 +7,14 @@
 #include <string>
 #include <variant>
 
+#include "otlp_attributes_test_util.h"
+
 namespace sonde::exporter::otlp {
 namespace {
 
-using Value = std::variant<std::string, int64_t>;
-
-std::map<std::string, Value> attributes_of(
-    const google::protobuf::RepeatedPtrField<otlp_common::KeyValue>& attrs) {
-    std::map<std::string, Value> out;
-    for (const auto& kv : attrs) {
-        EXPECT_EQ(out.count(kv.key()), 0u) << "duplicate key " << kv.key();
-        if (kv.value().has_string_value()) {
-            out[kv.key()] = kv.value().string_value();
-        } else if (kv.value().has_int_value()) {
-            out[kv.key()] = kv.value().int_value();
-        } else {
-            ADD_FAILURE() << "unexpected value type for " << kv.key();
-        }
-    }
-    return out;
-}
+using testing::Attributes;
+using testing::attributes_of;
+using testing::Value;
 
 std::shared_ptr<const pipeline::ServiceIdentity> make_service(uint32_t pid, std::string name) {
     auto service = std::make_shared<pipeline::ServiceIdentity>();
@@ -95,7 +83,7 @@ TEST(OtlpSpanEncoding, ServerSpanCarriesEveryField) {
     EXPECT_EQ(span.end_time_unix_nano(), 1'700'000'000'002'500'000ULL);
     EXPECT_EQ(span.status().code(), otlp_trace::Status::STATUS_CODE_UNSET);
 
-    const std::map<std::string, Value> expected = {
+    const Attributes expected = {
         {"http.request.method", std::string("GET")},
         {"http.response.status_code", int64_t{200}},
         {"http.route", std::string("/users/{id}")},
@@ -190,7 +178,7 @@ TEST(OtlpSpanEncoding, ResourceDescribesServiceHostAndAgent) {
     otlp_resource::Resource resource;
     auto service = make_service(1234, "users");
     encode_resource(service.get(), options, &resource);
-    const std::map<std::string, Value> expected = {
+    const Attributes expected = {
         {"service.name", std::string("users")},
         {"service.namespace", std::string("shop")},
         {"service.instance.id", std::string("node-7:1234")},
@@ -202,6 +190,15 @@ TEST(OtlpSpanEncoding, ResourceDescribesServiceHostAndAgent) {
         {"telemetry.sdk.version", std::string(SONDE_VERSION)},
     };
     EXPECT_EQ(attributes_of(resource.attributes()), expected);
+
+    // The target's language, when discovery knows it, as Beyla reports it.
+    auto python = std::make_shared<pipeline::ServiceIdentity>(*service);
+    python->language = "python";
+    otlp_resource::Resource with_language;
+    encode_resource(python.get(), options, &with_language);
+    auto expected_with_language = expected;
+    expected_with_language["telemetry.sdk.language"] = std::string("python");
+    EXPECT_EQ(attributes_of(with_language.attributes()), expected_with_language);
 }
 
 TEST(OtlpSpanEncoding, RequestGroupsSpansByService) {

@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <functional>
+#include <map>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -12,6 +16,17 @@
 #include "pipeline/self_metrics.h"
 
 namespace sonde::pipeline {
+
+// Readable failure output for snapshot comparisons (found by gtest through ADL).
+static void PrintTo(const SeriesLabels& l, std::ostream* os) {
+    *os << "{method=" << testing::PrintToString(l.method) << " status=" << l.status
+        << " route=" << testing::PrintToString(l.route)
+        << " server=" << testing::PrintToString(l.server_address) << ":" << l.server_port
+        << " service=" << testing::PrintToString(l.service_name) << "/"
+        << testing::PrintToString(l.service_namespace)
+        << " scheme=" << testing::PrintToString(l.url_scheme) << "}";
+}
+
 namespace {
 
 using test_util::find_values;
@@ -234,6 +249,21 @@ TEST(RedMetrics, SeriesCapDropsNewLabelSetsOnly) {
             .empty());
 }
 
+// `threads` writers each record `per_thread` server spans over 7 routes, then all are joined.
+void record_from_threads(RedMetrics& metrics, int threads, int per_thread) {
+    std::vector<std::thread> writers;
+    for (int t = 0; t < threads; ++t) {
+        writers.emplace_back([&metrics, t, per_thread] {
+            for (int i = 0; i < per_thread; ++i) {
+                metrics.record(server_span(0.001 * (i % 50), "/r" + std::to_string((t + i) % 7)));
+            }
+        });
+    }
+    for (auto& w : writers) {
+        w.join();
+    }
+}
+
 TEST(RedMetrics, RenderIsConsistentUnderConcurrentRecords) {
     RedMetrics metrics = default_metrics();
     constexpr int kThreads = 4;
@@ -270,17 +300,7 @@ TEST(RedMetrics, RenderIsConsistentUnderConcurrentRecords) {
             ++renders;
         }
     });
-    std::vector<std::thread> writers;
-    for (int t = 0; t < kThreads; ++t) {
-        writers.emplace_back([&metrics, t] {
-            for (int i = 0; i < kPerThread; ++i) {
-                metrics.record(server_span(0.001 * (i % 50), "/r" + std::to_string((t + i) % 7)));
-            }
-        });
-    }
-    for (auto& w : writers) {
-        w.join();
-    }
+    record_from_threads(metrics, kThreads, kPerThread);
     done = true;
     renderer.join();
     EXPECT_EQ(inconsistent.load(), 0);
@@ -288,6 +308,269 @@ TEST(RedMetrics, RenderIsConsistentUnderConcurrentRecords) {
     for (const auto& v :
          find_values(render(metrics), std::string(kServerDuration) + "_count", {})) {
         total += std::stoull(v);
+    }
+    EXPECT_EQ(total, uint64_t(kThreads * kPerThread));
+}
+
+// ---- snapshot(): the structured view the OTLP exporter encodes
+
+// Small layouts so every bucket of every family is asserted below. Spelled as vectors: a bare
+// `{1000}` last would pick the two-layout constructor and become max_series.
+RedMetrics small_bucket_metrics() {
+    using Bounds = std::vector<double>;
+    return RedMetrics(Bounds{0.1, 1}, Bounds{10, 100}, Bounds{1000});
+}
+
+Span client_span(double seconds) {
+    Span span = server_span(seconds, "");
+    span.kind = SpanKind::Client;
+    span.method = "POST";
+    span.status = 503;
+    span.local = {"10.0.0.5", 40000};
+    span.peer = {"10.0.0.9", 443};
+    span.scheme = "https";
+    return span;
+}
+
+const FamilySnapshot& family_of(const MetricsSnapshot& snapshot, MetricFamily family) {
+    return snapshot.families[static_cast<size_t>(family)];
+}
+
+TEST(RedMetricsSnapshot, HoldsEveryFamilyWithItsOwnBucketsAndCounts) {
+    RedMetrics metrics = small_bucket_metrics();
+    Span fast = server_span(0.05);
+    fast.request_body_bytes = 5;
+    fast.response_body_bytes = 2000;
+    metrics.record(fast);
+    Span slow = server_span(0.5);
+    slow.request_body_bytes = 50;
+    slow.response_body_bytes = 500;
+    metrics.record(slow);
+    Span client = client_span(2);
+    client.request_body_bytes = 500;
+    client.response_body_bytes = 10;
+    metrics.record(client);
+
+    const MetricsSnapshot snapshot = metrics.snapshot();
+    struct Expected {
+        MetricFamily family;
+        std::vector<double> bounds;
+        uint64_t count;
+        double sum;
+        std::vector<uint64_t> buckets;
+    };
+    const std::vector<Expected> table = {
+        {MetricFamily::ServerDuration, {0.1, 1}, 2, 0.55, {1, 1, 0}},
+        {MetricFamily::ClientDuration, {0.1, 1}, 1, 2, {0, 0, 1}},
+        {MetricFamily::ServerRequestBodySize, {10, 100}, 2, 55, {1, 1, 0}},
+        {MetricFamily::ServerResponseBodySize, {1000}, 2, 2500, {1, 1}},
+        {MetricFamily::ClientRequestBodySize, {10, 100}, 1, 500, {0, 0, 1}},
+        {MetricFamily::ClientResponseBodySize, {1000}, 1, 10, {1, 0}},
+    };
+    ASSERT_EQ(table.size(), kMetricFamilyCount);
+    for (size_t f = 0; f < table.size(); ++f) {
+        const Expected& want = table[f];
+        const FamilySnapshot& got = snapshot.families[f];
+        SCOPED_TRACE("family " + std::to_string(f));
+        EXPECT_EQ(got.family, want.family);
+        EXPECT_EQ(got.bounds, want.bounds);
+        ASSERT_EQ(got.series.size(), 1u);
+        const HistogramData& histogram = got.series[0].histogram;
+        EXPECT_EQ(histogram.count, want.count);
+        EXPECT_DOUBLE_EQ(histogram.sum, want.sum);
+        EXPECT_EQ(histogram.bucket_counts, want.buckets);
+        EXPECT_EQ(histogram.bucket_counts.size(), got.bounds.size() + 1);
+    }
+    // A label set has one series in each family of its kind, under one key.
+    EXPECT_EQ(family_of(snapshot, MetricFamily::ServerDuration).series[0].key,
+              family_of(snapshot, MetricFamily::ServerResponseBodySize).series[0].key);
+    EXPECT_NE(family_of(snapshot, MetricFamily::ServerDuration).series[0].key,
+              family_of(snapshot, MetricFamily::ClientDuration).series[0].key);
+}
+
+TEST(RedMetricsSnapshot, EmptyMetricsStillListEveryFamily) {
+    const MetricsSnapshot snapshot = small_bucket_metrics().snapshot();
+    for (size_t f = 0; f < kMetricFamilyCount; ++f) {
+        EXPECT_EQ(static_cast<size_t>(snapshot.families[f].family), f);
+        EXPECT_FALSE(snapshot.families[f].bounds.empty());
+        EXPECT_TRUE(snapshot.families[f].series.empty());
+    }
+}
+
+TEST(RedMetricsSnapshot, ResponseSizesUseTheirOwnBucketsInPrometheusToo) {
+    RedMetrics metrics = small_bucket_metrics();
+    Span span = server_span(0.01);
+    span.request_body_bytes = 10;
+    span.response_body_bytes = 1000;
+    metrics.record(span);
+    const auto samples = render(metrics);
+    auto bounds_of = [&](std::string_view family) {
+        std::vector<std::string> les;
+        for (const Sample& s : samples) {
+            if (s.name == std::string(family) + "_bucket") les.push_back(s.labels.at("le"));
+        }
+        return les;
+    };
+    using Les = std::vector<std::string>;
+    EXPECT_EQ(bounds_of("http_server_request_body_size_bytes"), (Les{"10", "100", "+Inf"}));
+    EXPECT_EQ(bounds_of("http_server_response_body_size_bytes"), (Les{"1000", "+Inf"}));
+    EXPECT_EQ(bounds_of(kServerDuration), (Les{"0.1", "1", "+Inf"}));
+    EXPECT_EQ(bucket(samples, "http_server_request_body_size_bytes", "10"), "1");
+    EXPECT_EQ(bucket(samples, "http_server_response_body_size_bytes", "1000"), "1");
+}
+
+TEST(RedMetricsSnapshot, SizeBucketsConstructorSharesOneLayout) {
+    const MetricsSnapshot snapshot = default_metrics().snapshot();
+    for (const MetricFamily family :
+         {MetricFamily::ServerRequestBodySize, MetricFamily::ServerResponseBodySize,
+          MetricFamily::ClientRequestBodySize, MetricFamily::ClientResponseBodySize}) {
+        EXPECT_EQ(family_of(snapshot, family).bounds, default_size_buckets());
+    }
+    EXPECT_EQ(family_of(snapshot, MetricFamily::ClientDuration).bounds, default_duration_buckets());
+}
+
+TEST(RedMetricsSnapshot, LabelsReadBackAsStored) {
+    struct Case {
+        std::string name;
+        std::function<Span()> span;
+        MetricFamily family;
+        SeriesLabels labels;
+    };
+    const std::string long_route = "/" + std::string(300, 'r');
+    const std::vector<Case> cases = {
+        {"server uses the local endpoint",
+         [] { return server_span(0.01); },
+         MetricFamily::ServerDuration,
+         {"GET", 200, "/orders/*", "127.0.0.1", 8080, "checkout", "shop", "http"}},
+        {"client uses the peer endpoint",
+         [] { return client_span(0.01); },
+         MetricFamily::ClientDuration,
+         {"POST", 503, "", "10.0.0.9", 443, "checkout", "shop", "https"}},
+        {"unknown status, port and service",
+         [] {
+             Span span = server_span(0.01);
+             span.status = 0;
+             span.local = {"", 0};
+             span.service = nullptr;
+             span.scheme = "";
+             return span;
+         },
+         MetricFamily::ServerDuration,
+         {"GET", 0, "/orders/*", "", 0, "", "", ""}},
+        {"largest status and port",
+         [] {
+             Span span = server_span(0.01);
+             span.status = 599;
+             span.local.port = 65535;
+             return span;
+         },
+         MetricFamily::ServerDuration,
+         {"GET", 599, "/orders/*", "127.0.0.1", 65535, "checkout", "shop", "http"}},
+        {"separator and invalid UTF-8 replaced, long values cut",
+         [&] {
+             Span span = server_span(0.01, long_route);
+             span.method = "G\x1fT";
+             span.local.address = "\xff::1";
+             return span;
+         },
+         MetricFamily::ServerDuration,
+         {"G\xef\xbf\xbdT", 200, long_route.substr(0, 256), "\xef\xbf\xbd::1", 8080, "checkout",
+          "shop", "http"}},
+    };
+    for (const Case& c : cases) {
+        SCOPED_TRACE(c.name);
+        RedMetrics metrics = default_metrics();
+        metrics.record(c.span());
+        const MetricsSnapshot snapshot = metrics.snapshot();
+        const FamilySnapshot& family = family_of(snapshot, c.family);
+        ASSERT_EQ(family.series.size(), 1u);
+        EXPECT_EQ(family.series[0].labels, c.labels);
+        // The size families of the same kind carry the same labels.
+        for (const FamilySnapshot& other : snapshot.families) {
+            for (const SeriesSnapshot& series : other.series) {
+                EXPECT_EQ(series.labels, c.labels);
+            }
+        }
+    }
+}
+
+TEST(RedMetricsSnapshot, KeysAreStableAndCountsCumulative) {
+    RedMetrics metrics = default_metrics();
+    metrics.record(server_span(0.01, "/a"));
+    metrics.record(server_span(0.02, "/a"));
+    metrics.record(server_span(0.01, "/b"));
+    const MetricsSnapshot first = metrics.snapshot();
+    metrics.record(server_span(0.03, "/a"));
+    metrics.record(server_span(0.01, "/c"));
+    const MetricsSnapshot second = metrics.snapshot();
+
+    auto counts_by_route = [](const MetricsSnapshot& snapshot) {
+        std::map<std::string, std::pair<std::string, uint64_t>> out;  // route -> key, count
+        const auto& series = family_of(snapshot, MetricFamily::ServerDuration).series;
+        EXPECT_TRUE(std::is_sorted(series.begin(), series.end(),
+                                   [](const auto& a, const auto& b) { return a.key < b.key; }));
+        for (const SeriesSnapshot& s : series) {
+            out[s.labels.route] = {s.key, s.histogram.count};
+        }
+        return out;
+    };
+    const auto before = counts_by_route(first);
+    const auto after = counts_by_route(second);
+    ASSERT_EQ(before.size(), 2u);
+    ASSERT_EQ(after.size(), 3u);
+    EXPECT_EQ(before.at("/a").second, 2u);
+    EXPECT_EQ(before.at("/b").second, 1u);
+    EXPECT_EQ(after.at("/a").second, 3u);
+    EXPECT_EQ(after.at("/b").second, 1u);
+    EXPECT_EQ(after.at("/c").second, 1u);
+    for (const auto& [route, key_count] : before) {
+        EXPECT_EQ(after.at(route).first, key_count.first) << route;
+    }
+    const auto& a_after = family_of(second, MetricFamily::ServerDuration).series;
+    const auto a = std::find_if(a_after.begin(), a_after.end(),
+                                [](const SeriesSnapshot& s) { return s.labels.route == "/a"; });
+    ASSERT_NE(a, a_after.end());
+    EXPECT_NEAR(a->histogram.sum, 0.06, 1e-12);
+}
+
+TEST(RedMetricsSnapshot, ConsistentUnderConcurrentRecords) {
+    RedMetrics metrics = default_metrics();
+    constexpr int kThreads = 3;
+    constexpr int kPerThread = 2000;
+    std::atomic<bool> done{false};
+    std::atomic<int> inconsistent{0};
+    std::atomic<int> snapshots{0};
+    std::thread reader([&] {
+        // One record updates three families under one lock, so every snapshot must show the
+        // same total in each, and every histogram's buckets must add up to its count.
+        while (!done.load() || snapshots.load() == 0) {
+            const MetricsSnapshot snapshot = metrics.snapshot();
+            uint64_t totals[kMetricFamilyCount] = {};
+            for (size_t f = 0; f < kMetricFamilyCount; ++f) {
+                const FamilySnapshot& family = snapshot.families[f];
+                for (const SeriesSnapshot& series : family.series) {
+                    uint64_t in_buckets = 0;
+                    for (const uint64_t c : series.histogram.bucket_counts) in_buckets += c;
+                    if (in_buckets != series.histogram.count ||
+                        series.histogram.bucket_counts.size() != family.bounds.size() + 1) {
+                        ++inconsistent;
+                    }
+                    totals[f] += series.histogram.count;
+                }
+            }
+            if (totals[0] != totals[2] || totals[0] != totals[3]) ++inconsistent;
+            ++snapshots;
+        }
+    });
+    record_from_threads(metrics, kThreads, kPerThread);
+    done = true;
+    reader.join();
+    EXPECT_EQ(inconsistent.load(), 0);
+    uint64_t total = 0;
+    const MetricsSnapshot final_snapshot = metrics.snapshot();
+    for (const SeriesSnapshot& series :
+         family_of(final_snapshot, MetricFamily::ServerDuration).series) {
+        total += series.histogram.count;
     }
     EXPECT_EQ(total, uint64_t(kThreads * kPerThread));
 }

@@ -42,9 +42,39 @@ TEST(SelfMetrics, EveryFieldIsOneSample) {
     EXPECT_EQ(samples->size(), sizeof(SelfMetrics) / sizeof(std::atomic<uint64_t>));
     for (const auto& sample : *samples) {
         EXPECT_EQ(sample.name.rfind("sonde_", 0), 0u) << sample.name;
-        EXPECT_TRUE(sample.labels.empty());
+        // Only the drop counters are split, by reason.
+        if (sample.name.find("_dropped_total") != std::string::npos && !sample.labels.empty()) {
+            EXPECT_EQ(sample.labels.size(), 1u) << sample.name;
+            EXPECT_EQ(sample.labels.begin()->first, "reason") << sample.name;
+        } else {
+            EXPECT_TRUE(sample.labels.empty()) << sample.name;
+        }
         EXPECT_EQ(sample.value, "0");
     }
+}
+
+TEST(SelfMetrics, ExportDropsAreOneMetricWithAReasonLabel) {
+    SelfMetrics metrics;
+    metrics.span_export_dropped_queue_full = 3;
+    metrics.span_export_dropped_failed = 4;
+    metrics.metric_export_dropped_failed = 5;
+    std::string text;
+    metrics.render_prometheus(text);
+    EXPECT_NE(text.find("\nsonde_span_export_dropped_total{reason=\"queue_full\"} 3\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("\nsonde_span_export_dropped_total{reason=\"failed\"} 4\n"),
+              std::string::npos);
+    EXPECT_NE(text.find("\nsonde_metric_export_dropped_total{reason=\"failed\"} 5\n"),
+              std::string::npos);
+    // One HELP and TYPE per metric, however many reasons it has.
+    size_t types = 0;
+    for (size_t at = 0;
+         (at = text.find("# TYPE sonde_span_export_dropped_total", at)) != std::string::npos;
+         ++at) {
+        ++types;
+    }
+    EXPECT_EQ(types, 1u);
 }
 
 TEST(SelfMetrics, PromtoolFindsNothingToComplainAbout) {

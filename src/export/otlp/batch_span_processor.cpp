@@ -11,11 +11,12 @@ using Clock = std::chrono::steady_clock;
 
 BatchSpanProcessor::BatchSpanProcessor(std::unique_ptr<SpanExporter> exporter,
                                        BatchSpanProcessorOptions options)
-    : exporter_(std::move(exporter)), options_(options) {
+    : exporter_(std::move(exporter)),
+      options_(options),
+      backoff_(options_.initial_backoff, options_.max_backoff, options_.jitter_seed) {
     options_.max_queue_size = std::max<size_t>(options_.max_queue_size, 1);
     options_.max_export_batch_size =
         std::clamp<size_t>(options_.max_export_batch_size, 1, options_.max_queue_size);
-    jitter_state_ = options_.jitter_seed != 0 ? options_.jitter_seed : std::random_device{}();
     worker_ = std::thread([this] { run(); });
 }
 
@@ -77,23 +78,6 @@ void BatchSpanProcessor::Shutdown(std::chrono::milliseconds timeout) noexcept {
     exporter_->Shutdown();
 }
 
-std::chrono::milliseconds BatchSpanProcessor::backoff_for(unsigned attempt) {
-    // splitmix64 step: cheap, seeded jitter so agents that failed together do not retry together.
-    jitter_state_ += 0x9e3779b97f4a7c15ULL;
-    uint64_t z = jitter_state_;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    int64_t base = options_.initial_backoff.count();
-    const int64_t cap = options_.max_backoff.count();
-    for (unsigned i = 0; i < attempt && base < cap; ++i) base *= 2;
-    base = std::min(base, cap);
-    // Uniform in [base/2, base].
-    const int64_t half = base / 2;
-    const int64_t jitter = half > 0 ? static_cast<int64_t>(z % static_cast<uint64_t>(half + 1)) : 0;
-    return std::chrono::milliseconds(half + jitter);
-}
-
 void BatchSpanProcessor::export_batch(std::vector<pipeline::Span>& batch,
                                       std::unique_lock<std::mutex>& lock) {
     const uint64_t n = batch.size();
@@ -110,7 +94,9 @@ void BatchSpanProcessor::export_batch(std::vector<pipeline::Span>& batch,
             counters_.dropped_export_failed.fetch_add(n, std::memory_order_relaxed);
             return;
         }
-        const auto retry_at = Clock::now() + backoff_for(attempt);
+        // The collector's own delay (Retry-After, RetryInfo) wins when it asks for longer.
+        const auto delay = std::max(backoff_.delay(attempt), exporter_->retry_after());
+        const auto retry_at = Clock::now() + delay;
         // Shutdown shortens the wait: a retry that would land past the deadline is not made.
         wake_worker_.wait_until(lock, retry_at,
                                 [&] { return stopping_ && retry_at >= stop_deadline_; });

@@ -61,10 +61,10 @@ private:
     void run();
     // Exports one batch with retries; returns when done, dropped, or stopping and past deadline.
     void export_batch(std::vector<pipeline::Span>& batch, std::unique_lock<std::mutex>& lock);
-    std::chrono::milliseconds backoff_for(unsigned attempt);
 
     std::unique_ptr<SpanExporter> exporter_;
     BatchSpanProcessorOptions options_;
+    RetryBackoff backoff_;
     BatchSpanProcessorCounters counters_;
 
     mutable std::mutex mutex_;
@@ -77,7 +77,6 @@ private:
     std::chrono::steady_clock::time_point stop_deadline_{};
     uint64_t flush_requested_ = 0;  // generation counters for ForceFlush
     uint64_t flush_done_ = 0;
-    uint64_t jitter_state_ = 0;
     std::thread worker_;  // last: started after everything it touches exists
 };
 

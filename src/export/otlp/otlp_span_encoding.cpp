@@ -7,21 +7,19 @@
 
 namespace sonde::exporter::otlp {
 
-namespace {
-
-void add_string(google::protobuf::RepeatedPtrField<otlp_common::KeyValue>* attrs,
-                std::string_view key, std::string_view value) {
+void add_string(KeyValues* attrs, std::string_view key, std::string_view value) {
     auto* kv = attrs->Add();
     kv->set_key(std::string(key));
     kv->mutable_value()->set_string_value(std::string(value));
 }
 
-void add_int(google::protobuf::RepeatedPtrField<otlp_common::KeyValue>* attrs, std::string_view key,
-             int64_t value) {
+void add_int(KeyValues* attrs, std::string_view key, int64_t value) {
     auto* kv = attrs->Add();
     kv->set_key(std::string(key));
     kv->mutable_value()->set_int_value(value);
 }
+
+namespace {
 
 bool all_zero(std::span<const uint8_t> bytes) {
     return std::all_of(bytes.begin(), bytes.end(), [](uint8_t b) { return b == 0; });
@@ -113,6 +111,12 @@ void encode_span(const pipeline::Span& span, const SpanIds& ids, otlp_trace::Spa
     }
 }
 
+void append_agent_attributes(const EncoderOptions& options, KeyValues* attrs) {
+    if (!options.host_name.empty()) add_string(attrs, "host.name", options.host_name);
+    add_string(attrs, "telemetry.sdk.name", options.sdk_name);
+    add_string(attrs, "telemetry.sdk.version", options.sdk_version);
+}
+
 void encode_resource(const pipeline::ServiceIdentity* service, const EncoderOptions& options,
                      otlp_resource::Resource* out) {
     auto* attrs = out->mutable_attributes();
@@ -132,12 +136,15 @@ void encode_resource(const pipeline::ServiceIdentity* service, const EncoderOpti
         if (!service->exe_path.empty()) {
             add_string(attrs, "process.executable.path", service->exe_path);
         }
+        // As Beyla does: the agent stands in for the target's SDK, so the language is the
+        // target's, and only when discovery knows it.
+        if (!service->language.empty()) {
+            add_string(attrs, "telemetry.sdk.language", service->language);
+        }
     } else {
         add_string(attrs, "service.name", "unknown_service");
     }
-    if (!options.host_name.empty()) add_string(attrs, "host.name", options.host_name);
-    add_string(attrs, "telemetry.sdk.name", options.sdk_name);
-    add_string(attrs, "telemetry.sdk.version", options.sdk_version);
+    append_agent_attributes(options, attrs);
 }
 
 void build_export_request(std::span<const pipeline::Span> spans, std::span<const SpanIds> ids,

@@ -55,6 +55,16 @@ bool is_error_status(pipeline::SpanKind kind, int status);
 
 void encode_span(const pipeline::Span& span, const SpanIds& ids, otlp_trace::Span* out);
 
+using KeyValues = google::protobuf::RepeatedPtrField<otlp_common::KeyValue>;
+
+// One attribute appended; shared by the span and metric encoders.
+void add_string(KeyValues* attrs, std::string_view key, std::string_view value);
+void add_int(KeyValues* attrs, std::string_view key, int64_t value);
+
+// host.name (when known), telemetry.sdk.name and telemetry.sdk.version: the agent facts every
+// resource Sonde exports carries, whatever the signal.
+void append_agent_attributes(const EncoderOptions& options, KeyValues* attrs);
+
 // service.*, host.name, process.*, telemetry.sdk.*. A span without a service identity gets a
 // resource with only the agent facts and service.name "unknown_service".
 void encode_resource(const pipeline::ServiceIdentity* service, const EncoderOptions& options,
