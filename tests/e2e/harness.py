@@ -381,3 +381,14 @@ def sonde_program_names():
 def loaded_sonde_programs():
     wanted = sonde_program_names()
     return [p for p in bpftool_json("prog", "show") if p.get("name") in wanted]
+
+
+def self_signed_cert(name="sonde-e2e"):
+    """A throwaway certificate and key for 127.0.0.1 and localhost: (cert_path, key_path)."""
+    workdir = tempfile.mkdtemp(prefix=f"{name}-tls-")
+    cert, key = os.path.join(workdir, "cert.pem"), os.path.join(workdir, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert,
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return cert, key

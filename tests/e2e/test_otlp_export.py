@@ -23,17 +23,19 @@ class Receiver:
     """The independent OTLP receiver (receiver.js). Port 0: the kernel picks;
     stop() then start() again serves the same ports and appends to the same file."""
 
-    def __init__(self, grpc_port=0, http_port=0):
+    def __init__(self, grpc_port=0, http_port=0, tls=None):
         subprocess.run([os.path.join(h.REPO, "scripts", "install-otlp-receiver.sh")], check=True)
         fd, self.out = tempfile.mkstemp(prefix="sonde-e2e-otlp-", suffix=".jsonl")
         os.close(fd)
         self.grpc_port, self.http_port = grpc_port, http_port
+        self.tls_args = ["--tls-cert", tls[0], "--tls-key", tls[1]] if tls else []
         self.proc = None
         self.start()
 
     def start(self):
         self.proc = subprocess.Popen(["node", RECEIVER, "--grpc-port", str(self.grpc_port),
-                                      "--http-port", str(self.http_port), "--out", self.out],
+                                      "--http-port", str(self.http_port), "--out", self.out]
+                                     + self.tls_args,
                                      stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
         line = self.proc.stdout.readline().decode()
         assert line.startswith("READY"), line
@@ -331,6 +333,49 @@ class OtlpExportTest(unittest.TestCase):
             self.assertEqual(export["headers"]["x-tenant"], "blue team")
             self.assertEqual(export["headers"]["content-encoding"], "gzip")
             self.assertEqual(export["headers"]["content-type"], "application/x-protobuf")
+
+
+
+class OtlpTlsTest(unittest.TestCase):
+    """https:// endpoints: gRPC over TLS for spans, HTTPS for metrics, trusting the
+    receiver's self-signed certificate through OTEL_EXPORTER_OTLP_*_CERTIFICATE; without
+    it the certificate is refused and the failures are counted."""
+
+    def run_agent(self, receiver, port, certificate):
+        env = {"SONDE_OPEN_PORT": str(port), "SONDE_TRACE_PRINTER": "disabled",
+               "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"https://127.0.0.1:{receiver.grpc_port}",
+               "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc",
+               "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT":
+                   f"https://127.0.0.1:{receiver.http_port}/v1/metrics",
+               "OTEL_BSP_SCHEDULE_DELAY": "200", "OTEL_METRIC_EXPORT_INTERVAL": "500",
+               "OTEL_EXPORTER_OTLP_TIMEOUT": "2000"}
+        if certificate:
+            env["OTEL_EXPORTER_OTLP_CERTIFICATE"] = certificate
+        return h.Agent(env=env)
+
+    def test_https_and_grpc_over_tls(self):
+        cert, key = h.self_signed_cert()
+        receiver = Receiver(tls=(cert, key))
+        port = h.free_port()
+        try:
+            with self.run_agent(receiver, port, cert) as agent, h.python_server(port) as srv:
+                agent.wait_instrumented(srv.pid)
+                curl(port, "GET", "/status/200", None)
+                h.wait_until(lambda: any(s[2]["kind"] == 2 for s in receiver.spans())
+                             and receiver.metric_exports(), 15,
+                             what="a span over gRPC/TLS and metrics over HTTPS")
+                self.assertEqual({e["transport"] for e in receiver.exports()}, {"grpc", "http"})
+            with self.run_agent(receiver, port, None) as agent, h.python_server(port) as srv:
+                before = len(receiver.exports())
+                agent.wait_instrumented(srv.pid)
+                curl(port, "GET", "/status/200", None)
+                h.wait_until(lambda: h.metric_sum(agent.metrics(),
+                                                  "sonde_metric_export_dropped_total",
+                                                  reason="failed") > 0, 15,
+                             what="metric export refused for an untrusted certificate")
+                self.assertEqual(len(receiver.exports()), before)
+        finally:
+            receiver.stop()
 
 
 if __name__ == "__main__":

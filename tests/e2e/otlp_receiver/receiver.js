@@ -11,6 +11,7 @@
 
 const fs = require('fs');
 const http = require('http');
+const https = require('https');
 const zlib = require('zlib');
 const grpc = require('@grpc/grpc-js');
 // Only 0.52.x of otlp-transformer still ships these static decoders.
@@ -34,12 +35,14 @@ const SIGNALS = {
 
 function usage(message) {
   process.stderr.write(`receiver: ${message}\n` +
-    'usage: receiver.js --out FILE [--grpc-port N] [--http-port N] [--host H] [--fail-first N] [--hang]\n');
+    'usage: receiver.js --out FILE [--grpc-port N] [--http-port N] [--host H] [--fail-first N] [--hang]\n' +
+    '                   [--tls-cert PEM --tls-key PEM]\n');
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const opts = { grpcPort: 0, httpPort: 0, host: '127.0.0.1', out: null, failFirst: 0, hang: false };
+  const opts = { grpcPort: 0, httpPort: 0, host: '127.0.0.1', out: null, failFirst: 0, hang: false,
+    tlsCert: null, tlsKey: null };
   const value = (i) => (i < argv.length ? argv[i] : usage(`${argv[i - 1]} needs a value`));
   const number = (i) => {
     const n = Number(value(i));
@@ -53,10 +56,13 @@ function parseArgs(argv) {
       case '--out': opts.out = value(++i); break;
       case '--fail-first': opts.failFirst = number(++i); break;
       case '--hang': opts.hang = true; break;
+      case '--tls-cert': opts.tlsCert = value(++i); break;
+      case '--tls-key': opts.tlsKey = value(++i); break;
       default: usage(`unknown argument ${argv[i]}`);
     }
   }
   if (!opts.out) usage('--out is required');
+  if (!opts.tlsCert !== !opts.tlsKey) usage('--tls-cert and --tls-key go together');
   return opts;
 }
 
@@ -206,7 +212,9 @@ for (const signal of Object.keys(SIGNALS)) {
   grpcServer.addService(grpcService(signal), { Export: grpcHandler(signal) });
 }
 
-const httpServer = http.createServer((req, res) => {
+// With --tls-cert/--tls-key both servers speak TLS only (https, gRPC over TLS).
+const tls = opts.tlsCert ? { cert: fs.readFileSync(opts.tlsCert), key: fs.readFileSync(opts.tlsKey) } : null;
+const httpServer = (tls ? (handler) => https.createServer(tls, handler) : http.createServer)((req, res) => {
   handleHttp(req, res).catch((err) => {
     process.stderr.write(`receiver: ${err.stack}\n`);
     if (!res.headersSent) reply(res, 500, 'text/plain', Buffer.from('internal error\n'));
@@ -218,7 +226,10 @@ function fail(err) {
   process.exit(1);
 }
 
-grpcServer.bindAsync(`${opts.host}:${opts.grpcPort}`, grpc.ServerCredentials.createInsecure(), (err, grpcPort) => {
+const grpcCredentials = tls
+  ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: tls.cert, private_key: tls.key }], false)
+  : grpc.ServerCredentials.createInsecure();
+grpcServer.bindAsync(`${opts.host}:${opts.grpcPort}`, grpcCredentials, (err, grpcPort) => {
   if (err) fail(err);
   httpServer.once('error', fail);
   httpServer.listen(opts.httpPort, opts.host, () => {
