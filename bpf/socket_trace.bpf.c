@@ -30,6 +30,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 #define EINPROGRESS 115
+#define PROT_EXEC 0x4
+#define MAP_ANONYMOUS 0x20
 
 /* Tunables, set by user space between open and load. */
 const volatile __u32 capture_limit = SONDE_MAX_CAPTURE; /* <= SONDE_MAX_CAPTURE */
@@ -67,7 +69,8 @@ struct inflight_call {
     __s32 fd;
     __u8 syscall; /* enum sonde_syscall */
     __u8 kind;    /* enum buffer_kind */
-    __u8 _pad[2];
+    __u8 tls;     /* ciphertext: the cleartext comes from the TLS library's uprobes */
+    __u8 _pad;
 };
 
 struct {
@@ -76,6 +79,81 @@ struct {
     __type(key, __u64); /* pid_tgid: one syscall in flight per thread */
     __type(value, struct inflight_call);
 } inflight SEC(".maps");
+
+/* ---- TLS: OpenSSL calls in flight, and which socket carries each SSL object. */
+enum ssl_op {
+    SSL_OP_READ = 1,
+    SSL_OP_WRITE = 2,
+};
+
+struct ssl_call {
+    __u64 ssl;         /* SSL * */
+    __u64 buffer;      /* cleartext buffer */
+    __u64 result_ptr;  /* _ex forms: size_t *readbytes / *written; 0 otherwise */
+    __u64 ts_enter_ns;
+    __u64 sock;        /* socket of a syscall issued inside the call; 0: none seen */
+    __s32 fd;
+    __u8 op;           /* enum ssl_op */
+    __u8 _pad[3];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, SONDE_MAX_INFLIGHT_CALLS);
+    __type(key, __u64); /* pid_tgid: one SSL_read/SSL_write in flight per thread */
+    __type(value, struct ssl_call);
+} ssl_calls SEC(".maps");
+
+struct ssl_key {
+    __u64 ssl;
+    __u32 tgid;
+    __u32 _pad;
+};
+
+struct ssl_socket {
+    __u64 sock;
+    __s32 fd;
+    __u32 _pad;
+};
+
+/* The socket an SSL object was last seen reading or writing ciphertext on. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 65536);
+    __type(key, struct ssl_key);
+    __type(value, struct ssl_socket);
+} ssl_sockets SEC(".maps");
+
+/* Sockets whose cleartext is reported by the TLS uprobes: their syscalls carry
+ * ciphertext and are not reported. Cleared when a socket is opened or closed. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 65536);
+    __type(key, __u64); /* struct sock * */
+    __type(value, __u8);
+} tls_sockets SEC(".maps");
+
+/* Cleartext written by a memory-buffer user (Node) before its socket is known:
+ * the runtime writes the ciphertext on the same thread right after SSL_write
+ * returns, and that write names the socket. The record is built at once (the
+ * buffer may be gone by then) and parked here, with the SSL * in
+ * socket_cookie until the socket is known. One per thread, for microseconds. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 1024);
+    __type(key, __u64); /* pid_tgid */
+    __type(value, struct sonde_data_event);
+} pending_ssl_writes SEC(".maps");
+
+/* The socket each thread last read from. A library used with memory buffers
+ * (Node's TLS) never touches the socket inside SSL_read: the runtime reads the
+ * ciphertext itself, on the same thread, just before. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 65536);
+    __type(key, __u64); /* pid_tgid */
+    __type(value, struct ssl_socket);
+} thread_last_read SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -217,7 +295,7 @@ static __always_inline void header__fill(struct sonde_event_header *h, __u8 type
 static __always_inline bool syscall__is_ingress(__u8 sc)
 {
     return sc == SONDE_SYS_READ || sc == SONDE_SYS_READV || sc == SONDE_SYS_RECVFROM ||
-           sc == SONDE_SYS_RECVMSG;
+           sc == SONDE_SYS_RECVMSG || sc == SONDE_SYS_SSL_READ;
 }
 
 static __always_inline void emit__conn(__u64 pid_tgid, __u64 ts_enter, __u64 ts_exit,
@@ -350,15 +428,12 @@ static __always_inline void capture__iovec_tail(struct sonde_data_event *ev, __u
     }
 }
 
-static __always_inline int on_data_exit(__u64 pid_tgid, struct inflight_call *call, long ret)
+/* Builds the record of a finished call with `ret` > 0 bytes in the per-CPU
+ * scratch; returns its size (0: no scratch). */
+static __always_inline __u64 data__build(struct data_scratch *s, __u64 pid_tgid,
+                                         struct inflight_call *call, long ret)
 {
     __u64 ts_exit = bpf_ktime_get_ns();
-    if (ret <= 0)
-        return 0;
-    __u32 zero = 0;
-    struct data_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-    if (!s)
-        return 0;
     struct sonde_data_event *ev = &s->event;
     header__fill(&ev->hdr, SONDE_EVENT_DATA, pid_tgid, call->ts_enter_ns, ts_exit);
     tuple__from_sock(&ev->tuple, (struct sock *)call->sock);
@@ -405,9 +480,54 @@ static __always_inline int on_data_exit(__u64 pid_tgid, struct inflight_call *ca
     __u64 size = SONDE_DATA_EVENT_HEADER_BYTES + captured;
     if (size > sizeof(struct sonde_data_event))
         size = sizeof(struct sonde_data_event);
-    if (!ring__output(ev, size, ring__wakeup_flag()))
+    return size;
+}
+
+static __always_inline int on_data_exit(__u64 pid_tgid, struct inflight_call *call, long ret)
+{
+    if (ret <= 0)
+        return 0;
+    if (call->tls) {
+        counter__add(SONDE_KCOUNTER_TLS_CIPHERTEXT_SKIPPED, 1);
+        return 0;
+    }
+    if (call->syscall == SONDE_SYS_READ || call->syscall == SONDE_SYS_RECVFROM ||
+        call->syscall == SONDE_SYS_READV || call->syscall == SONDE_SYS_RECVMSG) {
+        struct ssl_socket last = {.sock = call->sock, .fd = call->fd};
+        bpf_map_update_elem(&thread_last_read, &pid_tgid, &last, BPF_ANY);
+    }
+    __u32 zero = 0;
+    struct data_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+    if (!s)
+        return 0;
+    __u64 size = data__build(s, pid_tgid, call, ret);
+    if (size && !ring__output(&s->event, size, ring__wakeup_flag()))
         counter__add(SONDE_KCOUNTER_DATA_EVENTS, 1);
     return 0;
+}
+
+/* The first write on a thread after a memory-buffer SSL_write whose socket was
+ * unknown carries that call's ciphertext: report the cleartext on its socket. */
+static __always_inline void ssl__flush_pending_write(__u64 pid_tgid, struct inflight_call *write)
+{
+    struct sonde_data_event *ev = bpf_map_lookup_elem(&pending_ssl_writes, &pid_tgid);
+    if (!ev)
+        return;
+    struct ssl_key key = {.ssl = ev->socket_cookie, .tgid = pid_tgid >> 32};
+    struct ssl_socket where = {.sock = write->sock, .fd = write->fd};
+    bpf_map_update_elem(&ssl_sockets, &key, &where, BPF_ANY);
+    __u8 one = 1;
+    bpf_map_update_elem(&tls_sockets, &where.sock, &one, BPF_ANY);
+    write->tls = 1;
+    tuple__from_sock(&ev->tuple, (struct sock *)where.sock);
+    ev->fd = where.fd;
+    ev->socket_cookie = where.sock;
+    __u64 size = SONDE_DATA_EVENT_HEADER_BYTES + ev->captured_length;
+    if (size > sizeof(struct sonde_data_event))
+        size = sizeof(struct sonde_data_event);
+    if (!ring__output(ev, size, ring__wakeup_flag()))
+        counter__add(SONDE_KCOUNTER_DATA_EVENTS, 1);
+    bpf_map_delete_elem(&pending_ssl_writes, &pid_tgid);
 }
 
 /* listen() by anyone, connect() to a watched port by an untracked process. */
@@ -467,6 +587,8 @@ static __always_inline int on_sys_enter(__u8 sc, __u64 a0, __u64 a1, __u64 a2)
         return 0;
     __u64 now = bpf_ktime_get_ns();
     if (sc == SONDE_SYS_CLOSE) {
+        __u64 key = (__u64)sk;
+        bpf_map_delete_elem(&tls_sockets, &key);
         emit__conn(pid_tgid, now, now, sk, fd, SONDE_ROLE_UNKNOWN, sc);
         return 0;
     }
@@ -499,6 +621,20 @@ static __always_inline int on_sys_enter(__u8 sc, __u64 a0, __u64 a1, __u64 a2)
         call.kind = BUFFER_NONE;
         break;
     }
+    if (call.kind != BUFFER_NONE) {
+        /* Inside SSL_read/SSL_write this is the call's ciphertext: remember the
+         * socket for the cleartext record the uprobe's return will emit. */
+        struct ssl_call *in_ssl = bpf_map_lookup_elem(&ssl_calls, &pid_tgid);
+        if (in_ssl) {
+            in_ssl->sock = call.sock;
+            in_ssl->fd = fd;
+            call.tls = 1;
+        } else if (bpf_map_lookup_elem(&tls_sockets, &call.sock)) {
+            call.tls = 1;
+        }
+        if (!syscall__is_ingress(sc) && !in_ssl)
+            ssl__flush_pending_write(pid_tgid, &call);
+    }
     bpf_map_update_elem(&inflight, &pid_tgid, &call, BPF_ANY);
     return 0;
 }
@@ -524,14 +660,19 @@ static __always_inline int on_sys_exit(__u8 sc, long ret)
         if (ret < 0)
             return 0;
         struct sock *sk = sock__from_fd((int)ret);
-        if (sk)
+        if (sk) {
+            __u64 key = (__u64)sk; /* a new connection: no TLS until a uprobe says so */
+            bpf_map_delete_elem(&tls_sockets, &key);
             emit__conn(pid_tgid, call.ts_enter_ns, now, sk, (int)ret, SONDE_ROLE_SERVER, sc);
+        }
         return 0;
     }
     case SONDE_SYS_CONNECT:
-        if (ret == 0 || ret == -EINPROGRESS)
+        if (ret == 0 || ret == -EINPROGRESS) {
+            bpf_map_delete_elem(&tls_sockets, &call.sock);
             emit__conn(pid_tgid, call.ts_enter_ns, now, (struct sock *)call.sock, call.fd,
                        SONDE_ROLE_CLIENT, sc);
+        }
         return 0;
     default:
         return on_data_exit(pid_tgid, &call, ret);
@@ -576,6 +717,24 @@ int tp_enter_listen(struct trace_event_raw_sys_enter *ctx)
     return on_sys_enter(SONDE_SYS_LISTEN, ctx->args[0], 0, 0);
 }
 
+/* ---- TLS libraries loaded later: an executable file mapping (dlopen) by a
+ * tracked process makes user space look for TLS functions in it. */
+static __always_inline int on_mmap_enter(__u64 prot, __u64 flags, __s64 fd)
+{
+    if (!(prot & PROT_EXEC) || (flags & MAP_ANONYMOUS) || fd < 0)
+        return 0;
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (pid__tracked(pid_tgid >> 32))
+        emit__proc(SONDE_EVENT_PROC_MAPPED_EXEC, pid_tgid, 0);
+    return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_mmap")
+int tp_enter_mmap(struct trace_event_raw_sys_enter *ctx)
+{
+    return on_mmap_enter(ctx->args[2], ctx->args[3], (__s64)ctx->args[4]);
+}
+
 /* ---- Family 2: generic raw syscall tracepoints (no tracefs needed). */
 #if defined(__TARGET_ARCH_x86)
 static __always_inline __u8 syscall__from_nr(long nr)
@@ -584,6 +743,7 @@ static __always_inline __u8 syscall__from_nr(long nr)
     case 0: return SONDE_SYS_READ;
     case 1: return SONDE_SYS_WRITE;
     case 3: return SONDE_SYS_CLOSE;
+    case 9: return SONDE_SYS_MMAP;
     case 19: return SONDE_SYS_READV;
     case 20: return SONDE_SYS_WRITEV;
     case 40: return SONDE_SYS_SENDFILE;
@@ -606,6 +766,9 @@ int raw_sys_enter(struct bpf_raw_tracepoint_args *ctx)
     if (!sc)
         return 0;
     struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+    if (sc == SONDE_SYS_MMAP) /* mmap(addr, len, prot, flags, fd, off) */
+        return on_mmap_enter(BPF_CORE_READ(regs, dx), BPF_CORE_READ(regs, r10),
+                             (__s64)BPF_CORE_READ(regs, r8));
     return on_sys_enter(sc, BPF_CORE_READ(regs, di), BPF_CORE_READ(regs, si),
                         BPF_CORE_READ(regs, dx));
 }
@@ -615,11 +778,153 @@ int raw_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
     struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
     __u8 sc = syscall__from_nr(BPF_CORE_READ(regs, orig_ax));
-    if (!sc || sc == SONDE_SYS_CLOSE || sc == SONDE_SYS_LISTEN)
+    if (!sc || sc == SONDE_SYS_CLOSE || sc == SONDE_SYS_LISTEN || sc == SONDE_SYS_MMAP)
         return 0;
     return on_sys_exit(sc, (long)ctx->args[1]);
 }
 #endif
+
+/* ---- TLS cleartext: uprobes on OpenSSL (libssl, or statically linked). Entry
+ * saves the arguments; return emits the cleartext as a data record on the
+ * socket the ciphertext travels on. */
+static __always_inline int ssl__enter(__u64 ssl, __u64 buffer, __u64 result_ptr, __u8 op)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (!pid__tracked(pid_tgid >> 32))
+        return 0;
+    struct ssl_call call = {};
+    call.ssl = ssl;
+    call.buffer = buffer;
+    call.result_ptr = result_ptr;
+    call.ts_enter_ns = bpf_ktime_get_ns();
+    call.fd = -1;
+    call.op = op;
+    bpf_map_update_elem(&ssl_calls, &pid_tgid, &call, BPF_ANY);
+    return 0;
+}
+
+static __always_inline int ssl__exit(long ret)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    struct ssl_call *saved = bpf_map_lookup_elem(&ssl_calls, &pid_tgid);
+    if (!saved)
+        return 0;
+    struct ssl_call c = *saved;
+    bpf_map_delete_elem(&ssl_calls, &pid_tgid);
+
+    __u64 bytes = 0;
+    if (c.result_ptr) {
+        if (ret != 1 || bpf_probe_read_user(&bytes, sizeof(bytes), (const void *)c.result_ptr))
+            bytes = 0;
+    } else if (ret > 0) {
+        bytes = (__u64)ret;
+    }
+    if (bytes > 0x7fffffff)
+        bytes = 0;
+
+    /* Which socket: one the call itself used (socket BIOs: the association is
+     * learnt even from calls that return nothing), else the one this SSL object
+     * used before, else, for a read that returned data, the thread's last read
+     * (memory-buffer users read the ciphertext themselves just before; a failed
+     * read proves nothing: Node's client calls SSL_read to start its handshake
+     * before reading anything). */
+    struct ssl_key key = {.ssl = c.ssl, .tgid = pid_tgid >> 32};
+    struct ssl_socket where = {.sock = c.sock, .fd = c.fd};
+    struct ssl_socket *known = bpf_map_lookup_elem(&ssl_sockets, &key);
+    if (!where.sock && known)
+        where = *known;
+    if (!where.sock && c.op == SSL_OP_READ && bytes > 0) {
+        struct ssl_socket *last = bpf_map_lookup_elem(&thread_last_read, &pid_tgid);
+        if (last)
+            where = *last;
+    }
+    if (where.sock && (!known || known->sock != where.sock || known->fd != where.fd)) {
+        bpf_map_update_elem(&ssl_sockets, &key, &where, BPF_ANY);
+        __u8 one = 1;
+        bpf_map_update_elem(&tls_sockets, &where.sock, &one, BPF_ANY);
+    }
+    if (bytes == 0)
+        return 0;
+    if (!where.sock && c.op == SSL_OP_WRITE) {
+        __u32 zero = 0;
+        struct data_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+        if (!s)
+            return 0;
+        struct inflight_call call = {};
+        call.ts_enter_ns = c.ts_enter_ns;
+        call.buffer = c.buffer;
+        call.count = bytes;
+        call.fd = -1;
+        call.syscall = SONDE_SYS_SSL_WRITE;
+        call.kind = BUFFER_FLAT;
+        if (data__build(s, pid_tgid, &call, (long)bytes)) {
+            s->event.socket_cookie = c.ssl;
+            bpf_map_update_elem(&pending_ssl_writes, &pid_tgid, &s->event, BPF_ANY);
+        }
+        return 0;
+    }
+    if (!where.sock) {
+        counter__add(SONDE_KCOUNTER_TLS_SOCKET_UNKNOWN, 1);
+        return 0;
+    }
+
+    struct inflight_call call = {};
+    call.ts_enter_ns = c.ts_enter_ns;
+    call.buffer = c.buffer;
+    call.count = bytes;
+    call.sock = where.sock;
+    call.fd = where.fd;
+    call.syscall = c.op == SSL_OP_READ ? SONDE_SYS_SSL_READ : SONDE_SYS_SSL_WRITE;
+    call.kind = BUFFER_FLAT;
+    return on_data_exit(pid_tgid, &call, (long)bytes);
+}
+
+/* int SSL_read(SSL *ssl, void *buf, int num) */
+SEC("uprobe")
+int BPF_KPROBE(uprobe_ssl_read, void *ssl, void *buf)
+{
+    return ssl__enter((__u64)ssl, (__u64)buf, 0, SSL_OP_READ);
+}
+
+/* int SSL_read_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes) */
+SEC("uprobe")
+int BPF_KPROBE(uprobe_ssl_read_ex, void *ssl, void *buf, __u64 num, void *readbytes)
+{
+    return ssl__enter((__u64)ssl, (__u64)buf, (__u64)readbytes, SSL_OP_READ);
+}
+
+/* int SSL_write(SSL *ssl, const void *buf, int num) */
+SEC("uprobe")
+int BPF_KPROBE(uprobe_ssl_write, void *ssl, void *buf)
+{
+    return ssl__enter((__u64)ssl, (__u64)buf, 0, SSL_OP_WRITE);
+}
+
+/* int SSL_write_ex(SSL *ssl, const void *buf, size_t num, size_t *written) */
+SEC("uprobe")
+int BPF_KPROBE(uprobe_ssl_write_ex, void *ssl, void *buf, __u64 num, void *written)
+{
+    return ssl__enter((__u64)ssl, (__u64)buf, (__u64)written, SSL_OP_WRITE);
+}
+
+/* One return probe serves all four: the saved call says which it was. */
+SEC("uretprobe")
+int BPF_KRETPROBE(uretprobe_ssl, int ret)
+{
+    return ssl__exit(ret);
+}
+
+/* void SSL_free(SSL *ssl): its address may be reused for another connection. */
+SEC("uprobe")
+int BPF_KPROBE(uprobe_ssl_free, void *ssl)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (!pid__tracked(pid_tgid >> 32))
+        return 0;
+    struct ssl_key key = {.ssl = (__u64)ssl, .tgid = pid_tgid >> 32};
+    bpf_map_delete_elem(&ssl_sockets, &key);
+    return 0;
+}
 
 /* ---- Process lifecycle (real tracepoints: attachable as raw_tp without tracefs). */
 SEC("raw_tp/sched_process_exec")
@@ -663,6 +968,9 @@ int raw_sched_process_exit(struct bpf_raw_tracepoint_args *ctx)
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     __u32 tgid = pid_tgid >> 32;
     bpf_map_delete_elem(&inflight, &pid_tgid);
+    bpf_map_delete_elem(&ssl_calls, &pid_tgid);
+    bpf_map_delete_elem(&thread_last_read, &pid_tgid);
+    bpf_map_delete_elem(&pending_ssl_writes, &pid_tgid);
     /* Only the group leader's exit ends the process. */
     if (tgid == (__u32)pid_tgid && pid__tracked(tgid))
         emit__proc(SONDE_EVENT_PROC_EXIT, pid_tgid, 0);

@@ -18,7 +18,7 @@
 #include <linux/types.h>
 #endif
 
-#define SONDE_SCHEMA_VERSION 1
+#define SONDE_SCHEMA_VERSION 2
 
 /* Upper bound of payload bytes copied out of one syscall. Must be a power of
  * two: the kernel side masks offsets with (SONDE_MAX_CAPTURE - 1). */
@@ -48,6 +48,7 @@ enum sonde_event_type {
     SONDE_EVENT_LISTEN = 6,     /* any process called listen() on a TCP socket */
     SONDE_EVENT_CONNECT_WATCHED = 7, /* an untracked process connect()ed to a watched port */
     SONDE_EVENT_PROC_FORK = 8,  /* a tracked process forked a new process (pid = child) */
+    SONDE_EVENT_PROC_MAPPED_EXEC = 9, /* a tracked process mapped a file executable (dlopen) */
 };
 
 enum sonde_direction {
@@ -77,6 +78,11 @@ enum sonde_syscall {
     SONDE_SYS_CLOSE = 12,
     SONDE_SYS_SENDFILE = 13,
     SONDE_SYS_LISTEN = 14,
+    /* Not syscalls: the cleartext of a TLS library call (uprobes on OpenSSL). The record's
+     * socket is the one the library reads and writes the ciphertext on. */
+    SONDE_SYS_SSL_READ = 15,
+    SONDE_SYS_SSL_WRITE = 16,
+    SONDE_SYS_MMAP = 17,
 };
 
 /* Kernel-side counters, one slot each in a per-CPU array. */
@@ -86,7 +92,9 @@ enum sonde_kernel_counter {
     SONDE_KCOUNTER_INFLIGHT_MISSING = 2, /* syscall exit without its saved entry */
     SONDE_KCOUNTER_READ_USER_FAILED = 3, /* bpf_probe_read_user of payload failed */
     SONDE_KCOUNTER_CONTROL_EVENTS = 4,   /* open/close/exec/exit/listen records emitted */
-    SONDE_KCOUNTER_COUNT = 5,
+    SONDE_KCOUNTER_TLS_CIPHERTEXT_SKIPPED = 5, /* syscalls on TLS sockets not reported */
+    SONDE_KCOUNTER_TLS_SOCKET_UNKNOWN = 6, /* TLS cleartext dropped: its socket was not found */
+    SONDE_KCOUNTER_COUNT = 7,
 };
 
 /* A TCP connection as the process sees it. IPv4 addresses are stored as

@@ -24,6 +24,7 @@
 #include "conntrack/connection_tracker.h"
 #include "discovery/port_set.h"
 #include "discovery/process_discovery.h"
+#include "discovery/tls_libraries.h"
 #include "ebpf/events.h"
 #include "ebpf/kernel_features.h"
 #include "ebpf/socket_tracer.h"
@@ -115,6 +116,8 @@ public:
         tracer_ = std::make_unique<ebpf::SocketTracer>(
             tracer_options, [this](std::span<const uint8_t> bytes) { on_record(bytes); });
         watch_ports();
+        watches_ports_ = !discovery_.watched_ports(1).empty();
+        attach_tls(tls_libraries_.scan_system_libraries(), 0);
 
         std::unique_ptr<exporter::PrometheusServer> prometheus;
         start_span_export();
@@ -202,6 +205,10 @@ private:
         switch (ev.hdr.type) {
             case SONDE_EVENT_PROC_EXEC:
                 apply(discovery_.on_exec(pid));
+                // A process that may become a client of a watched port later: an executable
+                // with TLS built in (Node) is probed now, as the first request of a
+                // short-lived client would be over before its connect() could be acted on.
+                if (!discovery_.is_tracked(pid) && watches_ports_) probe_tls_libraries(pid);
                 break;
             case SONDE_EVENT_PROC_FORK:
                 // Same question as after an exec: does this process match now?
@@ -210,6 +217,10 @@ private:
                 break;
             case SONDE_EVENT_PROC_EXIT:
                 apply(discovery_.on_exit(pid));
+                break;
+            case SONDE_EVENT_PROC_MAPPED_EXEC:
+                // dlopen: a TLS library may have arrived after the process was instrumented.
+                if (discovery_.is_tracked(pid)) probe_tls_libraries(pid);
                 break;
             case SONDE_EVENT_LISTEN:
                 apply(discovery_.on_listen(pid, ev.port));
@@ -237,6 +248,7 @@ private:
                 const auto& id = *change.identity;
                 tracker_.set_process(change.identity);
                 tracer_->track_pid(id.pid, id.start_time_ticks);
+                probe_tls_libraries(id.pid);
                 spdlog::info(
                     "instrumenting process pid={} exe={} service={} namespace={} "
                     "selector=\"{}\"",
@@ -248,6 +260,26 @@ private:
             }
         }
         self_.instrumented_processes = discovery_.tracked_count();
+    }
+
+    // Uprobes on the TLS libraries `pid` maps that are not probed yet (once per file).
+    void probe_tls_libraries(uint32_t pid) { attach_tls(tls_libraries_.scan(pid), pid); }
+
+    void attach_tls(const std::vector<discovery::TlsLibrary>& libraries, uint32_t pid) {
+        for (const discovery::TlsLibrary& library : libraries) {
+            ebpf::TlsFunctionOffsets offsets;
+            offsets.ssl_read = library.ssl_read;
+            offsets.ssl_write = library.ssl_write;
+            offsets.ssl_read_ex = library.ssl_read_ex;
+            offsets.ssl_write_ex = library.ssl_write_ex;
+            offsets.ssl_free = library.ssl_free;
+            const ebpf::TlsAttachResult result = tracer_->attach_tls_library(library.path, offsets);
+            if (result.attached > 0) ++self_.tls_libraries_probed;
+            self_.tls_probes_failed += result.failed;
+            spdlog::info("TLS probes on {}{}: {} attached, {} failed", library.mapped_path,
+                         pid != 0 ? fmt::format(" (found via pid {})", pid) : std::string(),
+                         result.attached, result.failed);
+        }
     }
 
     // The kernel's PID filter may hold entries discovery does not know: ones
@@ -366,6 +398,8 @@ private:
         self_.kernel_ringbuf_full = k[SONDE_KCOUNTER_RINGBUF_FULL];
         self_.kernel_inflight_missing = k[SONDE_KCOUNTER_INFLIGHT_MISSING];
         self_.kernel_read_user_failed = k[SONDE_KCOUNTER_READ_USER_FAILED];
+        self_.kernel_tls_ciphertext_skipped = k[SONDE_KCOUNTER_TLS_CIPHERTEXT_SKIPPED];
+        self_.kernel_tls_socket_unknown = k[SONDE_KCOUNTER_TLS_SOCKET_UNKNOWN];
         self_.metric_series_dropped =
             red_.dropped_series() + (otlp_red_ ? otlp_red_->dropped_series() : 0);
         const auto& ds = discovery_.stats();
@@ -408,6 +442,8 @@ private:
     pipeline::TraceDecorator traces_;
     conntrack::ConnectionTracker tracker_;
     discovery::ProcessDiscovery discovery_;
+    discovery::TlsLibraryFinder tls_libraries_;
+    bool watches_ports_ = false;  // selectors name ports: clients are picked at connect()
     std::unique_ptr<pipeline::RedMetrics> otlp_red_;  // OTLP buckets differ from Prometheus'
     std::unique_ptr<exporter::otlp::BatchSpanProcessor> span_export_;
     const exporter::otlp::ExporterStats* span_exporter_stats_ = nullptr;  // owned by span_export_

@@ -24,6 +24,8 @@ struct ConnectionTracker::Connection {
     protocols::ProtocolStats accounted{};  // handler stats already added to the self-metrics
     uint32_t undetected_pieces = 0;
     bool opaque = false;  // not a protocol we parse: ignore its bytes
+    // Its cleartext comes from the TLS library probes; its syscall bytes are ciphertext.
+    bool tls = false;
     uint64_t last_activity_ns = 0;
 };
 
@@ -119,6 +121,20 @@ void ConnectionTracker::on_data(const ebpf::DataRecord& record) {
     if (!processes_.count(ev.hdr.pid)) return;
     Connection* conn = find_or_create(ev.hdr, ev.fd, ev.socket_cookie, ev.tuple);
     conn->last_activity_ns = ev.hdr.ts_exit_ns;
+    const bool cleartext = ev.syscall == SONDE_SYS_SSL_READ || ev.syscall == SONDE_SYS_SSL_WRITE;
+    if (cleartext && !conn->tls) {
+        // What was seen before is the handshake (or ciphertext the kernel reported before it
+        // knew the socket carried TLS): start over on the cleartext.
+        account_stats(*conn);
+        conn->tls = true;
+        conn->handler.reset();
+        conn->accounted = {};
+        conn->opaque = false;
+        conn->undetected_pieces = 0;
+    } else if (!cleartext && conn->tls) {
+        ++metrics_.tls_ciphertext_ignored;
+        return;
+    }
     if (conn->opaque) return;
 
     const Direction direction =
@@ -184,6 +200,7 @@ void ConnectionTracker::emit(Connection& conn, std::vector<protocols::Exchange>&
         span.protocol_version = std::move(ex.protocol_version);
         span.local = conn.local;
         span.peer = conn.peer;
+        span.scheme = conn.tls ? "https" : "http";
         span.traceparent = std::move(ex.traceparent);
         span.tracestate = std::move(ex.tracestate);
         span.service = conn.service;

@@ -13,6 +13,7 @@
 
 #include "discovery/proc_parsers.h"
 #include "discovery/text_util.h"
+#include "discovery/unique_fd.h"
 
 namespace sonde::discovery {
 
@@ -35,22 +36,6 @@ constexpr size_t kMaxProcEntries = 4 * 1024 * 1024;  // PID_MAX_LIMIT
 constexpr uint8_t kTcpStateSynSent = 0x02;  // a connect() still in progress
 constexpr uint32_t kInitPid = 1;
 constexpr uint32_t kKthreaddPid = 2;
-
-class UniqueFd {
-public:
-    explicit UniqueFd(int fd) : fd_(fd) {}
-    ~UniqueFd() {
-        if (fd_ >= 0) {
-            ::close(fd_);
-        }
-    }
-    UniqueFd(const UniqueFd&) = delete;
-    UniqueFd& operator=(const UniqueFd&) = delete;
-    int get() const { return fd_; }
-
-private:
-    int fd_;
-};
 
 struct DirCloser {
     void operator()(DIR* dir) const { ::closedir(dir); }

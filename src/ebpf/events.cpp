@@ -77,7 +77,8 @@ Record decode_record(std::span<const uint8_t> bytes) {
         case SONDE_EVENT_PROC_EXIT:
         case SONDE_EVENT_LISTEN:
         case SONDE_EVENT_CONNECT_WATCHED:
-        case SONDE_EVENT_PROC_FORK: {
+        case SONDE_EVENT_PROC_FORK:
+        case SONDE_EVENT_PROC_MAPPED_EXEC: {
             ProcRecord rec{};
             if (!copy_fixed(bytes, rec.event)) return DecodeError{"process record too short"};
             return rec;

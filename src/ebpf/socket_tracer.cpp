@@ -64,6 +64,10 @@ void SocketTracer::RingDeleter::operator()(ring_buffer* rb) const {
     ring_buffer__free(rb);
 }
 
+void SocketTracer::LinkDeleter::operator()(bpf_link* link) const {
+    bpf_link__destroy(link);
+}
+
 SocketTracer::SocketTracer(const SocketTracerOptions& options, RecordHandler on_record)
     : on_record_(std::move(on_record)) {
     libbpf_set_print(libbpf_log);
@@ -88,6 +92,9 @@ SocketTracer::SocketTracer(const SocketTracerOptions& options, RecordHandler on_
         if (tracepoint) bpf_program__set_autoload(prog, family_ == SyscallHookFamily::Tracepoints);
         if (raw_syscall)
             bpf_program__set_autoload(prog, family_ == SyscallHookFamily::RawTracepoints);
+        // TLS uprobes are attached per library file, when one is found.
+        if (starts_with(section, "uprobe") || starts_with(section, "uretprobe"))
+            bpf_program__set_autoattach(prog, false);
     }
 
     if (int err = socket_trace__load(skel_.get())) fail("load", err);
@@ -168,6 +175,34 @@ std::array<uint64_t, SONDE_KCOUNTER_COUNT> SocketTracer::kernel_counters() const
         for (uint64_t v : per_cpu) totals[key] += v;
     }
     return totals;
+}
+
+TlsAttachResult SocketTracer::attach_tls_library(const std::string& path,
+                                                 const TlsFunctionOffsets& offsets) {
+    TlsAttachResult result;
+    const auto attach = [&](bpf_program* prog, uint64_t offset, bool retprobe) {
+        if (offset == 0) return;
+        // pid -1: every process that maps the file; the programs filter by PID themselves.
+        bpf_link* link = bpf_program__attach_uprobe(prog, retprobe, -1, path.c_str(), offset);
+        if (link == nullptr) {
+            ++result.failed;
+            spdlog::warn("cannot attach {} at {}+{:#x}: {}", bpf_program__name(prog), path, offset,
+                         std::strerror(errno));
+            return;
+        }
+        tls_links_.emplace_back(link);
+        ++result.attached;
+    };
+    auto* progs = &skel_->progs;
+    attach(progs->uprobe_ssl_read, offsets.ssl_read, false);
+    attach(progs->uprobe_ssl_read_ex, offsets.ssl_read_ex, false);
+    attach(progs->uprobe_ssl_write, offsets.ssl_write, false);
+    attach(progs->uprobe_ssl_write_ex, offsets.ssl_write_ex, false);
+    for (uint64_t offset :
+         {offsets.ssl_read, offsets.ssl_read_ex, offsets.ssl_write, offsets.ssl_write_ex})
+        attach(progs->uretprobe_ssl, offset, true);
+    attach(progs->uprobe_ssl_free, offsets.ssl_free, false);
+    return result;
 }
 
 uint32_t SocketTracer::tracked_pids_map_id() const {

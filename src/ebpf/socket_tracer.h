@@ -14,6 +14,7 @@
 
 struct socket_trace;  // generated skeleton
 struct ring_buffer;
+struct bpf_link;
 
 namespace sonde::ebpf {
 
@@ -27,6 +28,20 @@ struct SocketTracerOptions {
     uint32_t agent_pid = 0;
     // Unset: tracepoints when tracefs is mounted, raw tracepoints otherwise.
     bool force_raw_tracepoints = false;
+};
+
+// File offsets of a TLS library's functions (0: the file does not have it).
+struct TlsFunctionOffsets {
+    uint64_t ssl_read = 0;
+    uint64_t ssl_write = 0;
+    uint64_t ssl_read_ex = 0;
+    uint64_t ssl_write_ex = 0;
+    uint64_t ssl_free = 0;
+};
+
+struct TlsAttachResult {
+    unsigned attached = 0;  // probes now in place
+    unsigned failed = 0;    // probes the kernel refused
 };
 
 class SocketTracer {
@@ -58,6 +73,11 @@ public:
 
     std::array<uint64_t, SONDE_KCOUNTER_COUNT> kernel_counters() const;
 
+    // Uprobes on one TLS library file for every process that maps it (the
+    // kernel programs filter by PID). Call once per file; the probes stay
+    // until the tracer is destroyed.
+    TlsAttachResult attach_tls_library(const std::string& path, const TlsFunctionOffsets& offsets);
+
     // Map ids, for tests and diagnostics (bpftool map dump id N).
     uint32_t tracked_pids_map_id() const;
 
@@ -68,11 +88,15 @@ private:
     struct RingDeleter {
         void operator()(ring_buffer* rb) const;
     };
+    struct LinkDeleter {
+        void operator()(bpf_link* link) const;
+    };
     static int ring_callback(void* ctx, void* data, size_t size);
 
     std::unique_ptr<socket_trace, SkeletonDeleter> skel_;
     std::unique_ptr<ring_buffer, RingDeleter> ring_;
     RecordHandler on_record_;
+    std::vector<std::unique_ptr<bpf_link, LinkDeleter>> tls_links_;
     SyscallHookFamily family_ = SyscallHookFamily::RawTracepoints;
 };
 

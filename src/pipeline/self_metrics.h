@@ -24,6 +24,12 @@ struct SelfMetrics {
     std::atomic<uint64_t> metric_series_dropped{0};
     std::atomic<uint64_t> routes_overflowed{0};   // requests given the overflow route
     std::atomic<uint64_t> discovery_problems{0};  // mirrored from discovery's counters
+    // TLS: probes, and ciphertext kept away from the parsers.
+    std::atomic<uint64_t> tls_libraries_probed{0};  // gauge: library files with uprobes
+    std::atomic<uint64_t> tls_probes_failed{0};     // uprobes the kernel refused
+    std::atomic<uint64_t> tls_ciphertext_ignored{0};
+    std::atomic<uint64_t> kernel_tls_ciphertext_skipped{0};
+    std::atomic<uint64_t> kernel_tls_socket_unknown{0};
     // Mirrored from the OTLP span pipeline.
     std::atomic<uint64_t> spans_exported{0};
     std::atomic<uint64_t> span_export_dropped_queue_full{0};

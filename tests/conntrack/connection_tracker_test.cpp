@@ -111,6 +111,38 @@ TEST_F(TrackerTest, NonHttpConnectionIsIgnoredAfterDetectionBudget) {
     EXPECT_TRUE(spans_.empty());
 }
 
+// What the TLS uprobes send: cleartext on the connection's socket, marked by its source.
+RecordBuilder tls(uint8_t direction, std::string_view bytes, uint64_t at) {
+    RecordBuilder b(7, direction, bytes, at, at + 1);
+    b.fixed.syscall = direction == SONDE_DIR_INGRESS ? SONDE_SYS_SSL_READ : SONDE_SYS_SSL_WRITE;
+    return b;
+}
+
+TEST_F(TrackerTest, TlsCleartextMakesHttpsSpansAndCiphertextIsNeverParsed) {
+    // The handshake comes through syscalls before any cleartext: undetected, and far past the
+    // detection budget, which would make a plaintext connection opaque.
+    for (int i = 0; i < 10; ++i)
+        feed({7, SONDE_DIR_INGRESS, "\x16\x03\x01\x02\x00 client hello", uint64_t(i), uint64_t(i)});
+    feed(tls(SONDE_DIR_INGRESS, "GET /cart?id=1 HTTP/1.1\r\nHost: a\r\n\r\n", 100));
+    // Ciphertext the kernel did not know to hide: ignored, even when it looks like HTTP.
+    feed({7, SONDE_DIR_INGRESS, "GET /forged HTTP/1.1\r\n\r\n", 150, 150});
+    feed(tls(SONDE_DIR_EGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 200));
+    feed({7, SONDE_DIR_EGRESS, "\x17\x03\x03\x00\x20 application data", 201, 201});
+    ASSERT_EQ(spans_.size(), 1u);
+    EXPECT_EQ(spans_[0].path, "/cart");
+    EXPECT_EQ(spans_[0].scheme, "https");
+    EXPECT_EQ(spans_[0].status, 200);
+    EXPECT_EQ(spans_[0].local.port, 8080);
+    EXPECT_EQ(metrics_.tls_ciphertext_ignored.load(), 2u);
+    EXPECT_EQ(metrics_.parse_errors.load(), 0u);
+
+    // Plaintext connections keep the http scheme.
+    feed({5, SONDE_DIR_INGRESS, "GET /a HTTP/1.1\r\n\r\n", 300, 300, 0xdef});
+    feed({5, SONDE_DIR_EGRESS, "HTTP/1.1 204 No Content\r\n\r\n", 400, 400, 0xdef});
+    ASSERT_EQ(spans_.size(), 2u);
+    EXPECT_EQ(spans_[1].scheme, "http");
+}
+
 TEST_F(TrackerTest, UnknownProcessProducesNothingAndForgetDropsConnections) {
     RecordBuilder other(5, SONDE_DIR_INGRESS, "GET / HTTP/1.1\r\n\r\n", 1, 1);
     other.fixed.hdr.pid = 999;

@@ -392,3 +392,71 @@ def self_signed_cert(name="sonde-e2e"):
                     "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return cert, key
+
+
+# ---- HTTPS (TLS through OpenSSL): the test servers behind a certificate from
+# self_signed_cert(); clients trust that certificate as their CA.
+
+def https_python_server(port, cert, key):
+    return Server(["python3", os.path.join(SERVERS, "http_server.py"), str(port),
+                   "--tls", cert, key], port, name="python https.server", exe_hint="python3")
+
+
+def python_server_tls_later(port, cert, key, tls_port, env=None):
+    """Plain HTTP on `port` without libssl mapped; GET /enable-tls loads the
+    ssl module (dlopen of libssl.so.3) and starts HTTPS on `tls_port`. `env`:
+    the server's whole environment (e.g. LD_LIBRARY_PATH to a private libssl)."""
+    return Server(["python3", os.path.join(SERVERS, "http_server.py"), str(port),
+                   "--tls-later", cert, key, str(tls_port)], port, env=env,
+                  name="python http.server (TLS later)", exe_hint="python3")
+
+
+def https_node_server(port, cert, key):
+    return Server(["node", os.path.join(SERVERS, "http_server.js"), str(port),
+                   "--tls", cert, key], port, name="node https", exe_hint="node")
+
+
+def https_nginx_server(port, cert, key):
+    workdir = tempfile.mkdtemp(prefix="sonde-e2e-nginx-")
+    return Server(["python3", os.path.join(SERVERS, "nginx_server.py"), str(port), workdir,
+                   "--tls", cert, key],
+                  port, name="nginx https", exe_hint="nginx", process_count=2)
+
+
+def child_pids(pid):
+    """Pids whose parent is `pid` (from /proc/<n>/stat)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # Fields after the parenthesised comm: state, ppid, ...
+        fields = stat[stat.rfind(")") + 2:].split()
+        if int(fields[1]) == pid:
+            out.append(int(entry))
+    return out
+
+
+def nginx_worker_pids(server):
+    """Worker pids of an nginx started by nginx_server.py (wrapper -> master -> workers)."""
+    return [w for master in child_pids(server.pid) for w in child_pids(master)]
+
+
+def mapped_files(pid):
+    """Paths of the files mapped into `pid` (from /proc/<pid>/maps)."""
+    paths = set()
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            parts = line.split(None, 5)
+            if len(parts) == 6 and parts[5].startswith("/"):
+                paths.add(parts[5].strip())
+    return paths
+
+
+def maps_libssl(pid):
+    """The libssl shared objects mapped into `pid` (empty when none)."""
+    return sorted(p for p in mapped_files(pid) if "/libssl.so" in p)

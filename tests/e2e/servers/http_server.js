@@ -1,10 +1,12 @@
 'use strict';
 // Test HTTP/1.1 server for Sonde's end-to-end tests (Node `http` module).
 //
-// Usage: node http_server.js <port>
+// Usage: node http_server.js <port> [--tls CERT KEY]
 //
 // Listens on 127.0.0.1:<port>, prints "READY <port>" once accepting, and runs
-// until killed. Routes (any method):
+// until killed. With --tls it serves HTTPS (`https.createServer`, TLS by the
+// OpenSSL statically linked into the node binary) with the PEM certificate
+// and key files given. Routes (any method):
 //   /status/<code>  -> <code>, body "status <code>\n"
 //   /sleep/<ms>     -> sleeps, then 200 "slept <ms>\n"
 //   /bytes/<n>      -> 200, n bytes of 'x', Content-Length
@@ -14,7 +16,9 @@
 //   anything else   -> 404 "not found\n"
 // The request body (Content-Length or chunked) is always read first.
 
+const fs = require('fs');
 const http = require('http');
+const https = require('https');
 
 const NO_BODY_STATUSES = new Set([204, 304]);
 
@@ -76,17 +80,23 @@ function route(req, res, got) {
 }
 
 function main() {
-  const port = parseInt(process.argv[2], 10);
-  if (!(port > 0)) {
-    process.stderr.write('usage: node http_server.js <port>\n');
+  const args = process.argv.slice(2);
+  const port = parseInt(args[0], 10);
+  const tls = args[1] === '--tls' && args.length === 4;
+  if (!(port > 0) || !(args.length === 1 || tls)) {
+    process.stderr.write('usage: node http_server.js <port> [--tls CERT KEY]\n');
     process.exit(2);
   }
-  const server = http.createServer((req, res) => {
+  const handler = (req, res) => {
     let got = 0;
     req.on('data', (chunk) => { got += chunk.length; });
     req.on('end', () => route(req, res, got));
     req.on('error', () => res.destroy());
-  });
+  };
+  const server = tls
+    ? https.createServer({ cert: fs.readFileSync(args[2]), key: fs.readFileSync(args[3]) },
+      handler)
+    : http.createServer(handler);
   server.keepAliveTimeout = 60000;
   server.headersTimeout = 65000;
   server.on('clientError', (err, socket) => {

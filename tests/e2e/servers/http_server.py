@@ -1,10 +1,24 @@
 #!/usr/bin/env python3
 """Test HTTP/1.1 server for Sonde's end-to-end tests (Python http.server).
 
-Usage: http_server.py <port>
+Usage: http_server.py <port> [--tls CERT KEY] [--tls-later CERT KEY PORT2]
 
 Listens on 127.0.0.1:<port>, prints "READY <port>" once accepting, and runs
-until killed. Routes (any method):
+until killed.
+
+  --tls CERT KEY   serve HTTPS (TLS via the ssl module, i.e. the system's
+                   libssl.so.3) on <port> instead of plain HTTP. The TLS
+                   handshake runs in the connection's own thread.
+  --tls-later CERT KEY PORT2
+                   start WITHOUT the ssl module: libssl.so.3 is not mapped
+                   until a client asks for it. <port> serves plain HTTP with
+                   one extra route, GET /enable-tls, which imports ssl (that
+                   dlopens _ssl*.so and with it libssl.so.3), starts an HTTPS
+                   listener with the same routes on 127.0.0.1:PORT2 in a
+                   thread and, once that accepts, answers 200 "tls on\n"
+                   (also on later calls). "TLS READY <PORT2>" goes to stderr.
+
+Routes (any method):
   /status/<code>  -> <code>, body "status <code>\n"
   /sleep/<ms>     -> sleeps, then 200 "slept <ms>\n"
   /bytes/<n>      -> 200, n bytes of 'x', Content-Length
@@ -14,10 +28,23 @@ until killed. Routes (any method):
 The request body (Content-Length or chunked) is always read first.
 """
 
-import http.server
-import signal
 import sys
-import time
+
+# http.server imports http.client, which imports ssl when it can; with
+# --tls-later the process must not map libssl.so.3 before /enable-tls, so the
+# import is refused until then (http.client then only lacks HTTPSConnection).
+TLS_LATER = "--tls-later" in sys.argv[1:]
+if TLS_LATER:
+    sys.modules["ssl"] = None
+
+import http.server  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+if TLS_LATER:
+    del sys.modules["ssl"]
 
 NO_BODY_STATUSES = (204, 304)
 
@@ -130,6 +157,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/upload":
             self.send_fixed(200, b"got %d\n" % got)
             return
+        if path == "/enable-tls" and self.server.enable_tls is not None:
+            try:
+                self.server.enable_tls()
+            except Exception as err:  # noqa: BLE001 - reported to the client
+                self.send_fixed(500, ("tls failed: %s\n" % err).encode())
+                return
+            self.send_fixed(200, b"tls on\n")
+            return
         self.send_fixed(404, b"not found\n")
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = handle_any
@@ -138,15 +173,97 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(http.server.ThreadingHTTPServer):
     request_queue_size = 128
     daemon_threads = True
+    # An ssl.SSLContext for HTTPS, None for plain HTTP.
+    tls_context = None
+    # With --tls-later on the plain server: starts the HTTPS listener.
+    enable_tls = None
+
+    def finish_request(self, request, client_address):
+        """Runs in the connection's thread; with TLS, handshakes there."""
+        if self.tls_context is None:
+            super().finish_request(request, client_address)
+            return
+        try:
+            tls = self.tls_context.wrap_socket(request, server_side=True)
+        except OSError:  # ssl.SSLError included: a failed handshake
+            return
+        try:
+            self.RequestHandlerClass(tls, client_address, self)
+        finally:
+            # wrap_socket detached `request`; the caller's shutdown_request on
+            # it is then a harmless no-op, so close the TLS socket here.
+            self.shutdown_request(tls)
+
+
+def make_tls_context(cert, key):
+    import ssl  # only here: --tls-later must not map libssl before /enable-tls
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def libssl_mapped():
+    with open("/proc/self/maps") as f:
+        return any("libssl" in line for line in f)
+
+
+class LateTls:
+    """The HTTPS listener of --tls-later, started on the first /enable-tls."""
+
+    def __init__(self, cert, key, port):
+        self.cert, self.key, self.port = cert, key, port
+        self.lock = threading.Lock()
+        self.server = None
+
+    def __call__(self):
+        with self.lock:
+            if self.server is not None:
+                return
+            server = Server(("127.0.0.1", self.port), Handler)  # listening now
+            server.tls_context = make_tls_context(self.cert, self.key)
+            server.enable_tls = self  # /enable-tls over HTTPS: 200 as well
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            self.server = server
+            sys.stderr.write("TLS READY %d\n" % self.port)
+            sys.stderr.flush()
+
+
+def parse_args(argv):
+    """(port, tls, tls_later) from the command line, or None on misuse."""
+    if not argv or not argv[0].isdigit():
+        return None
+    port, rest = int(argv[0]), argv[1:]
+    tls = tls_later = None
+    while rest:
+        if rest[0] == "--tls" and len(rest) >= 3:
+            tls, rest = (rest[1], rest[2]), rest[3:]
+        elif rest[0] == "--tls-later" and len(rest) >= 4 and rest[3].isdigit():
+            tls_later, rest = (rest[1], rest[2], int(rest[3])), rest[4:]
+        else:
+            return None
+    if tls and tls_later:
+        return None
+    return port, tls, tls_later
 
 
 def main():
-    if len(sys.argv) < 2:
-        sys.stderr.write("usage: http_server.py <port>\n")
+    args = parse_args(sys.argv[1:])
+    if args is None:
+        sys.stderr.write("usage: http_server.py <port> [--tls CERT KEY] "
+                         "[--tls-later CERT KEY PORT2]\n")
         return 2
-    port = int(sys.argv[1])
+    port, tls, tls_later = args
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = Server(("127.0.0.1", port), Handler)
+    if tls:
+        server.tls_context = make_tls_context(*tls)
+    if tls_later:
+        if "ssl" in sys.modules or libssl_mapped():
+            sys.stderr.write("--tls-later: ssl already loaded at startup (pid %d)\n" % os.getpid())
+            return 1
+        server.enable_tls = LateTls(*tls_later)
     sys.stdout.write("READY %d\n" % port)
     sys.stdout.flush()
     try:

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Runs a private nginx for Sonde's end-to-end tests.
 
-Usage: nginx_server.py <port> <workdir>
+Usage: nginx_server.py <port> <workdir> [--tls CERT KEY]
 
 Writes <workdir>/nginx.conf from nginx.conf.template (beside this file),
+serving HTTPS (HTTP/1.1) with the given PEM certificate and key under --tls,
 creates the static files under <workdir>/www, starts
 `nginx -c <workdir>/nginx.conf -p <workdir>` as a child (master + 1 worker),
 waits until 127.0.0.1:<port> accepts, prints "READY <port>" and runs until
@@ -53,9 +54,17 @@ def make_tree(workdir):
                    bytes(rng.choices(letters, k=n)))
 
 
-def write_config(port, workdir):
+def write_config(port, workdir, tls=None):
     with open(TEMPLATE) as f:
         conf = f.read()
+    if tls:
+        cert, key = (os.path.abspath(p) for p in tls)
+        listen_ssl = " ssl"
+        ssl_lines = ("ssl_certificate %s;\n        ssl_certificate_key %s;\n"
+                     "        ssl_protocols TLSv1.2 TLSv1.3;" % (cert, key))
+    else:
+        listen_ssl = ssl_lines = ""
+    conf = conf.replace("@LISTEN_SSL@", listen_ssl).replace("@SSL_LINES@", ssl_lines)
     conf = conf.replace("@PORT@", str(port)).replace("@WORKDIR@", workdir)
     conf = conf.replace("@USER@", "user root;" if os.geteuid() == 0 else "")
     path = os.path.join(workdir, "nginx.conf")
@@ -90,14 +99,16 @@ def dump_error_log(workdir):
 
 
 def main():
-    if len(sys.argv) < 3:
-        sys.stderr.write("usage: nginx_server.py <port> <workdir>\n")
+    extra = sys.argv[3:]
+    if len(sys.argv) < 3 or (extra and (extra[0] != "--tls" or len(extra) != 3)):
+        sys.stderr.write("usage: nginx_server.py <port> <workdir> [--tls CERT KEY]\n")
         return 2
+    tls = (extra[1], extra[2]) if extra else None
     port = int(sys.argv[1])
     workdir = os.path.abspath(sys.argv[2])
     os.makedirs(workdir, exist_ok=True)
     make_tree(workdir)
-    conf = write_config(port, workdir)
+    conf = write_config(port, workdir, tls)
 
     proc = None
     stopping = []
