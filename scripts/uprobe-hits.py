@@ -50,9 +50,11 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
+import harness as h  # noqa: E402  (shared with the end-to-end tests)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVERS = os.path.join(REPO, "tests", "e2e", "servers")
-CACHE = os.environ.get("SONDE_E2E_CACHE", os.path.join(REPO, "build", "e2e-cache"))
 STATS = "/proc/sys/kernel/bpf_stats_enabled"
 NAME_MATCH = re.compile("ssl", re.I)
 
@@ -60,91 +62,8 @@ NAME_MATCH = re.compile("ssl", re.I)
 # crypto/tls; /status/200 and /bytes/<n>) or `peer client URL CAFILE N` (N GETs
 # over one keep-alive connection after one warm-up GET; waits for a line on
 # stdin between the two, printing "WARM" and then "DONE").
-PEER_GO = r'''
-package main
+# The peer's source: tests/e2e/servers/tls_peer.go (built once per checkout).
 
-import (
-	"bufio"
-	"crypto/tls"
-	"crypto/x509"
-	"fmt"
-	"io"
-	"net/http"
-	"os"
-	"strconv"
-	"strings"
-	"time"
-)
-
-func server(port, cert, key string) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		if strings.HasPrefix(r.URL.Path, "/bytes/") {
-			n, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/bytes/"))
-			w.Header().Set("Content-Length", strconv.Itoa(n))
-			w.Write([]byte(strings.Repeat("x", n)))
-			return
-		}
-		w.Header().Set("Content-Length", "11")
-		w.Write([]byte("status 200\n"))
-	})
-	srv := &http.Server{Addr: "127.0.0.1:" + port, Handler: mux,
-		// An empty map turns HTTP/2 off: HTTP/1.1 only, like the other peers.
-		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
-	go func() {
-		for {
-			if c, err := tls.Dial("tcp", "127.0.0.1:"+port, &tls.Config{InsecureSkipVerify: true}); err == nil {
-				c.Close()
-				fmt.Println("READY " + port)
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}()
-	fmt.Fprintln(os.Stderr, srv.ListenAndServeTLS(cert, key))
-	os.Exit(1)
-}
-
-func client(url, cafile string, n int) {
-	pem, err := os.ReadFile(cafile)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 1}}
-	get := func() {
-		resp, err := c.Get(url)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
-	get()
-	fmt.Println("WARM")
-	bufio.NewReader(os.Stdin).ReadString('\n')
-	for i := 0; i < n; i++ {
-		get()
-	}
-	fmt.Println("DONE")
-}
-
-func main() {
-	if len(os.Args) == 5 && os.Args[1] == "server" {
-		server(os.Args[2], os.Args[3], os.Args[4])
-	} else if len(os.Args) == 5 && os.Args[1] == "client" {
-		n, _ := strconv.Atoi(os.Args[4])
-		client(os.Args[2], os.Args[3], n)
-	}
-	fmt.Fprintln(os.Stderr, "usage: peer server PORT CERT KEY | peer client URL CAFILE N")
-	os.Exit(2)
-}
-'''
 
 # Python keep-alive client: one warm-up request, "WARM", waits for a stdin
 # line, N requests on the same connection, "DONE".
@@ -186,27 +105,11 @@ def wait_until(predicate, timeout, what):
 
 
 def build_peer():
-    os.makedirs(CACHE, exist_ok=True)
-    src = os.path.join(CACHE, "uprobe_hits_peer.go")
-    out = os.path.join(CACHE, "uprobe_hits_peer")
-    old = open(src).read() if os.path.exists(src) else None
-    if old != PEER_GO or not os.path.exists(out):
-        with open(src, "w") as f:
-            f.write(PEER_GO)
-        env = dict(os.environ, GO111MODULE="off", GOPATH=os.path.join(CACHE, "gopath"),
-                   GOCACHE=os.path.join(CACHE, "gocache"), GOFLAGS="")
-        subprocess.run(["go", "build", "-o", out, src], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
-    return out
+    return h.go_binary("tls_peer.go", "tls_peer")
 
 
 def make_cert(workdir):
-    cert, key = os.path.join(workdir, "cert.pem"), os.path.join(workdir, "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert,
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return cert, key
+    return h.self_signed_cert("uprobe-hits")
 
 
 class Processes:

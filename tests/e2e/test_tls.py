@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import textwrap
 import time
@@ -435,3 +436,24 @@ class NoCiphertextTest(TlsTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class UprobeHitsScriptTest(unittest.TestCase):
+    """scripts/uprobe-hits.py, whose figures docs/performance.md quotes, keeps working and
+    keeps the cost where the document says: a few probe hits per request and side."""
+
+    def test_hits_per_request_stay_low(self):
+        out = subprocess.run([sys.executable, os.path.join(h.REPO, "scripts", "uprobe-hits.py"),
+                              h.AGENT, "--requests", "50"], capture_output=True, text=True,
+                             timeout=180)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        rows = {}
+        for line in out.stdout.splitlines():
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if len(cells) == 4 and cells[1] == "50":
+                rows[cells[0]] = float(cells[3])
+        print(f"\n  uprobe hits per request: {rows}")
+        for side in ("nginx server", "python server", "python client"):
+            self.assertIn(side, rows, out.stdout)
+            self.assertGreaterEqual(rows[side], 3.5, side)  # the calls are really seen
+            self.assertLessEqual(rows[side], 7, side)
