@@ -15,6 +15,7 @@ import collections
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -203,13 +204,21 @@ class HttpsServersTest(TlsTestCase):
 
     def test_node_https_with_curl(self):
         port = h.free_port()
-        with h.Agent(env={"SONDE_OPEN_PORT": str(port)}) as agent:
-            with h.https_node_server(port, CERT, KEY) as srv:
-                agent.wait_server_instrumented(srv)
-                # OpenSSL is inside the node executable, not a libssl.so.
-                self.assertEqual(h.maps_libssl(srv.pid), [])
-                requests = curl_each(port, PLAN)
-                self.assert_https_exchange(agent, port, {srv.pid}, requests)
+        with h.https_node_server(port, CERT, KEY) as srv:
+            for stop in (signal.SIGTERM, signal.SIGKILL):
+                agent = h.Agent(env={"SONDE_OPEN_PORT": str(port)}).start()
+                try:
+                    agent.wait_server_instrumented(srv)
+                    # OpenSSL is inside the node executable, not a libssl.so.
+                    self.assertEqual(h.maps_libssl(srv.pid), [])
+                    requests = curl_each(port, PLAN)
+                    self.assert_https_exchange(agent, port, {srv.pid}, requests)
+                finally:
+                    agent.stop(sig=stop)
+                # Detaching (cleanly or not) leaves the probed server unharmed.
+                self.assertIsNone(srv.proc.poll())
+                again = curl_each(port, PLAN[:2])
+                self.assertEqual([r.status for r in again], [p[3] for p in PLAN[:2]])
 
 
 # Node client for the dlopen tests: Node's OpenSSL lives in /usr/bin/node, so
