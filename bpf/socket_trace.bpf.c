@@ -20,6 +20,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "sonde_events.h"
+#include "syscall_numbers.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -737,27 +738,6 @@ int tp_enter_mmap(struct trace_event_raw_sys_enter *ctx)
 
 /* ---- Family 2: generic raw syscall tracepoints (no tracefs needed). */
 #if defined(__TARGET_ARCH_x86)
-static __always_inline __u8 syscall__from_nr(long nr)
-{
-    switch (nr) {
-    case 0: return SONDE_SYS_READ;
-    case 1: return SONDE_SYS_WRITE;
-    case 3: return SONDE_SYS_CLOSE;
-    case 9: return SONDE_SYS_MMAP;
-    case 19: return SONDE_SYS_READV;
-    case 20: return SONDE_SYS_WRITEV;
-    case 40: return SONDE_SYS_SENDFILE;
-    case 42: return SONDE_SYS_CONNECT;
-    case 43: return SONDE_SYS_ACCEPT;
-    case 44: return SONDE_SYS_SENDTO;
-    case 45: return SONDE_SYS_RECVFROM;
-    case 46: return SONDE_SYS_SENDMSG;
-    case 47: return SONDE_SYS_RECVMSG;
-    case 50: return SONDE_SYS_LISTEN;
-    case 288: return SONDE_SYS_ACCEPT4;
-    default: return 0;
-    }
-}
 
 SEC("raw_tp/sys_enter")
 int raw_sys_enter(struct bpf_raw_tracepoint_args *ctx)

@@ -6,7 +6,6 @@
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
-#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +19,7 @@
 #include <variant>
 #include <vector>
 
+#include "app/termination_signals.h"
 #include "config/config.h"
 #include "conntrack/connection_tracker.h"
 #include "discovery/port_set.h"
@@ -52,34 +52,6 @@ int64_t wall_clock_offset_ns() {
     return int64_t(clock_ns(CLOCK_REALTIME)) - int64_t(clock_ns(CLOCK_MONOTONIC));
 }
 
-// Blocks SIGINT/SIGTERM and reads them from a signalfd, so shutdown is
-// handled in the event loop rather than in a signal handler.
-class TerminationSignals {
-public:
-    TerminationSignals() {
-        sigset_t mask;
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGTERM);
-        sigprocmask(SIG_BLOCK, &mask, nullptr);
-        fd_ = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-    }
-    ~TerminationSignals() {
-        if (fd_ >= 0) close(fd_);
-    }
-    TerminationSignals(const TerminationSignals&) = delete;
-    TerminationSignals& operator=(const TerminationSignals&) = delete;
-    int fd() const { return fd_; }
-
-private:
-    int fd_ = -1;
-};
-
-bool termination_requested(int sfd) {
-    signalfd_siginfo info{};
-    return read(sfd, &info, sizeof info) == sizeof info;
-}
-
 discovery::DiscoveryOptions discovery_options(const config::Config& cfg);
 
 class Agent {
@@ -97,9 +69,9 @@ public:
         tracker_.set_wall_clock_offset(wall_clock_offset_ns());
     }
 
-    // `stop_fd` is a signalfd for SIGINT/SIGTERM, blocked since start-up so
+    // `stop` holds SIGINT/SIGTERM, blocked since start-up so
     // that a signal during loading is handled, not fatal.
-    int run(int stop_fd) {
+    int run(const app::TerminationSignals& stop) {
         if (!discovery_.has_selector())
             spdlog::warn(
                 "no selector configured (open_port, executable_name, discovery.instrument): "
@@ -142,7 +114,7 @@ public:
 
         auto next_housekeeping = std::chrono::steady_clock::now();
         auto next_rescan = next_housekeeping + kRescanInterval;
-        while (!termination_requested(stop_fd)) {
+        while (!stop.requested()) {
             int handled = tracer_->poll(kPollMs);
             if (handled < 0) spdlog::warn("ring buffer poll failed: {}", std::strerror(-handled));
             auto now = std::chrono::steady_clock::now();
@@ -579,7 +551,7 @@ void print_usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
-    const TerminationSignals signals;
+    const app::TerminationSignals signals;
     CommandLine cli;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
@@ -640,7 +612,7 @@ int main(int argc, char** argv) {
     try {
         Agent agent(loaded->config, std::move(loaded->routes), loaded->sampler);
         spdlog::info("trace sampler: {}", loaded->sampler.description());
-        return agent.run(signals.fd());
+        return agent.run(signals);
     } catch (const std::exception& e) {
         spdlog::error("{}", e.what());
         return 1;
