@@ -5,7 +5,7 @@ CMAKE_FLAGS ?=
 SONDE_ARGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build run test unit e2e fuzz clean format
+.PHONY: all deps build run test unit e2e fuzz bench bench-quick clean format
 
 all: build
 
@@ -43,6 +43,17 @@ fuzz: build
 	  echo "== $$n ($(FUZZ_SECONDS)s)"; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 $(BUILD_DIR)/fuzz/work-$$n tests/fuzz/corpus/$$n || exit 1; \
 	done
+
+# Overhead benchmark (issue 6, as root): every scenario, baseline against
+# instrumented in the same run, alternated; rewrites docs/performance.md
+# (< 15 min). `make bench ARGS=--quick` or `make bench-quick`: the CI smoke
+# (< 3 min). `python3 bench/run.py --help` lists the options for ARGS.
+ARGS ?=
+bench: build
+	python3 bench/run.py $(ARGS)
+
+bench-quick: build
+	python3 bench/run.py --quick $(ARGS)
 
 format:
 	find src tests bench -name '*.cpp' -o -name '*.h' | xargs clang-format -i
