@@ -507,6 +507,15 @@ static __always_inline int on_data_exit(__u64 pid_tgid, struct inflight_call *ca
     return 0;
 }
 
+/* `ssl` carries its ciphertext on `where`: later calls on it use that socket,
+ * and the socket's own syscalls are no longer reported. */
+static __always_inline void ssl__remember_socket(struct ssl_key *key, struct ssl_socket *where)
+{
+    bpf_map_update_elem(&ssl_sockets, key, where, BPF_ANY);
+    __u8 one = 1;
+    bpf_map_update_elem(&tls_sockets, &where->sock, &one, BPF_ANY);
+}
+
 /* The first write on a thread after a memory-buffer SSL_write whose socket was
  * unknown carries that call's ciphertext: report the cleartext on its socket. */
 static __always_inline void ssl__flush_pending_write(__u64 pid_tgid, struct inflight_call *write)
@@ -516,9 +525,7 @@ static __always_inline void ssl__flush_pending_write(__u64 pid_tgid, struct infl
         return;
     struct ssl_key key = {.ssl = ev->socket_cookie, .tgid = pid_tgid >> 32};
     struct ssl_socket where = {.sock = write->sock, .fd = write->fd};
-    bpf_map_update_elem(&ssl_sockets, &key, &where, BPF_ANY);
-    __u8 one = 1;
-    bpf_map_update_elem(&tls_sockets, &where.sock, &one, BPF_ANY);
+    ssl__remember_socket(&key, &where);
     write->tls = 1;
     tuple__from_sock(&ev->tuple, (struct sock *)where.sock);
     ev->fd = where.fd;
@@ -818,11 +825,8 @@ static __always_inline int ssl__exit(long ret)
         if (last)
             where = *last;
     }
-    if (where.sock && (!known || known->sock != where.sock || known->fd != where.fd)) {
-        bpf_map_update_elem(&ssl_sockets, &key, &where, BPF_ANY);
-        __u8 one = 1;
-        bpf_map_update_elem(&tls_sockets, &where.sock, &one, BPF_ANY);
-    }
+    if (where.sock && (!known || known->sock != where.sock || known->fd != where.fd))
+        ssl__remember_socket(&key, &where);
     if (bytes == 0)
         return 0;
     if (!where.sock && c.op == SSL_OP_WRITE) {

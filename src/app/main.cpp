@@ -375,8 +375,10 @@ private:
         self_.metric_series_dropped =
             red_.dropped_series() + (otlp_red_ ? otlp_red_->dropped_series() : 0);
         const auto& ds = discovery_.stats();
+        const auto& ts = tls_libraries_.stats();
         self_.discovery_problems = ds.tcp_rows_malformed + ds.files_truncated +
-                                   ds.fd_scans_truncated + ds.processes_unreadable;
+                                   ds.fd_scans_truncated + ds.processes_unreadable + ts.unreadable +
+                                   ts.maps_truncated;
         tracker_.expire_idle(clock_ns(CLOCK_MONOTONIC));
         tracker_.set_wall_clock_offset(wall_clock_offset_ns());
     }

@@ -13,7 +13,7 @@
 
 #include "discovery/elf_symbols.h"
 #include "discovery/proc_maps.h"
-#include "discovery/unique_fd.h"
+#include "discovery/read_file.h"
 
 namespace sonde::discovery {
 
@@ -22,20 +22,6 @@ namespace {
 // A JVM or a browser can map thousands of regions; more than this is not a process we can
 // afford to read on every library load.
 constexpr size_t kMapsMaxBytes = 4u << 20;
-
-std::optional<std::string> read_file(const std::string& path, size_t max_bytes) {
-    const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) return std::nullopt;
-    std::string out;
-    char buf[16384];
-    for (;;) {
-        const ssize_t n = ::read(fd.get(), buf, sizeof buf);
-        if (n < 0) return std::nullopt;
-        if (n == 0 || out.size() + size_t(n) > max_bytes) break;
-        out.append(buf, size_t(n));
-    }
-    return out;
-}
 
 constexpr std::array<std::string_view, 5> kFunctions = {
     "SSL_read", "SSL_write", "SSL_read_ex", "SSL_write_ex", "SSL_free",
@@ -48,7 +34,7 @@ TlsLibraryFinder::TlsLibraryFinder(std::string proc_root) : proc_root_(std::move
 std::vector<TlsLibrary> TlsLibraryFinder::scan(uint32_t pid) {
     std::vector<TlsLibrary> found;
     const std::string pid_dir = proc_root_ + "/" + std::to_string(pid);
-    const auto maps = read_file(pid_dir + "/maps", kMapsMaxBytes);
+    const auto maps = read_file_capped(pid_dir + "/maps", kMapsMaxBytes, stats_.maps_truncated);
     if (!maps) {
         ++stats_.unreadable;
         return found;

@@ -26,8 +26,9 @@ struct TlsLibrary {
 struct TlsLibraryStats {
     uint64_t files_checked = 0;  // distinct executable files looked into
     uint64_t libraries_found = 0;
-    uint64_t unsupported = 0;  // some TLS functions, not the set Sonde understands
-    uint64_t unreadable = 0;   // maps or files that could not be read or parsed
+    uint64_t unsupported = 0;     // some TLS functions, not the set Sonde understands
+    uint64_t unreadable = 0;      // maps or files that could not be read or parsed
+    uint64_t maps_truncated = 0;  // /proc/PID/maps longer than Sonde reads: the rest unseen
 };
 
 class TlsLibraryFinder {

@@ -50,7 +50,8 @@ constexpr SelfMetricInfo kSelfMetrics[] = {
     {&SelfMetrics::routes_overflowed, "routes_overflowed", MetricType::Counter,
      "Requests whose route became the overflow route at the per-service route cap."},
     {&SelfMetrics::discovery_problems, "discovery_problems", MetricType::Counter,
-     "Unreadable processes, malformed /proc rows and truncated /proc reads in discovery."},
+     "Unreadable processes and TLS library files, malformed /proc rows and truncated /proc "
+     "reads in discovery."},
     {&SelfMetrics::tls_libraries_probed, "tls_libraries_probed", MetricType::Gauge,
      "TLS library files (libssl, or executables with OpenSSL built in) with uprobes attached."},
     {&SelfMetrics::tls_probes_failed, "tls_probes_failed", MetricType::Counter,
