@@ -12,6 +12,7 @@ PACKAGES=(
   libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libgrpc++-dev libcurl4-openssl-dev
   # end-to-end peers
   nginx golang-go openjdk-17-jdk-headless nodejs python3 curl prometheus wrk hey libcap2-bin
+  openssl  # the TLS tests make throwaway certificates with the openssl CLI
 )
 
 missing=()
