@@ -24,11 +24,11 @@ constexpr uint32_t kPid = 4242;
 constexpr int32_t kFd = 12;
 
 // One syscall's record, as the kernel writes it into the ring: the fixed
-// part of sonde_data_event followed by the captured bytes.
+// part of a data record (sonde_data_head) followed by the captured bytes.
 class RingRecord {
 public:
     RingRecord(uint8_t direction, std::string_view payload) {
-        sonde_data_event ev{};
+        sonde_data_head ev{};
         ev.hdr.type = SONDE_EVENT_DATA;
         ev.hdr.pid = kPid;
         ev.hdr.tid = kPid;
@@ -56,9 +56,9 @@ public:
     }
 
     void set_times(uint64_t enter, uint64_t exit) {
-        std::memcpy(bytes_.data() + offsetof(sonde_data_event, hdr.ts_enter_ns), &enter,
+        std::memcpy(bytes_.data() + offsetof(sonde_data_head, hdr.ts_enter_ns), &enter,
                     sizeof enter);
-        std::memcpy(bytes_.data() + offsetof(sonde_data_event, hdr.ts_exit_ns), &exit, sizeof exit);
+        std::memcpy(bytes_.data() + offsetof(sonde_data_head, hdr.ts_exit_ns), &exit, sizeof exit);
     }
     std::span<const uint8_t> bytes() const { return bytes_; }
 

@@ -39,50 +39,42 @@ static __always_inline int floor__lookup(void)
     return 0;
 }
 
-/* ---- Family 1: per-syscall tracepoints (tracefs mounted), the same list as Sonde's. */
-#define FLOOR_TRACEPOINTS(name)                                                           \
-    SEC("tracepoint/syscalls/sys_enter_" #name)                                           \
-    int floor_tp_enter_##name(void *ctx)                                                  \
-    {                                                                                     \
-        return floor__lookup();                                                           \
-    }                                                                                     \
+/* ---- Family 1: per-syscall tracepoints (tracefs mounted), the same list as
+ * Sonde's: exits of the data syscalls, accept and connect; entries of the
+ * sends, close, listen and mmap. */
+#define FLOOR_EXIT_TRACEPOINT(name)                                                       \
     SEC("tracepoint/syscalls/sys_exit_" #name)                                            \
     int floor_tp_exit_##name(void *ctx)                                                   \
     {                                                                                     \
         return floor__lookup();                                                           \
     }
+#define FLOOR_ENTER_TRACEPOINT(name)                                                      \
+    SEC("tracepoint/syscalls/sys_enter_" #name)                                           \
+    int floor_tp_enter_##name(void *ctx)                                                  \
+    {                                                                                     \
+        return floor__lookup();                                                           \
+    }
 
-FLOOR_TRACEPOINTS(read)
-FLOOR_TRACEPOINTS(write)
-FLOOR_TRACEPOINTS(readv)
-FLOOR_TRACEPOINTS(writev)
-FLOOR_TRACEPOINTS(recvfrom)
-FLOOR_TRACEPOINTS(sendto)
-FLOOR_TRACEPOINTS(recvmsg)
-FLOOR_TRACEPOINTS(sendmsg)
-FLOOR_TRACEPOINTS(accept)
-FLOOR_TRACEPOINTS(accept4)
-FLOOR_TRACEPOINTS(connect)
-FLOOR_TRACEPOINTS(sendfile64)
-
-/* Entry only, as in Sonde. */
-SEC("tracepoint/syscalls/sys_enter_close")
-int floor_tp_enter_close(void *ctx)
-{
-    return floor__lookup();
-}
-
-SEC("tracepoint/syscalls/sys_enter_listen")
-int floor_tp_enter_listen(void *ctx)
-{
-    return floor__lookup();
-}
-
-SEC("tracepoint/syscalls/sys_enter_mmap")
-int floor_tp_enter_mmap(void *ctx)
-{
-    return floor__lookup();
-}
+FLOOR_EXIT_TRACEPOINT(read)
+FLOOR_EXIT_TRACEPOINT(readv)
+FLOOR_EXIT_TRACEPOINT(recvfrom)
+FLOOR_EXIT_TRACEPOINT(recvmsg)
+FLOOR_EXIT_TRACEPOINT(write)
+FLOOR_EXIT_TRACEPOINT(writev)
+FLOOR_EXIT_TRACEPOINT(sendto)
+FLOOR_EXIT_TRACEPOINT(sendmsg)
+FLOOR_EXIT_TRACEPOINT(sendfile64)
+FLOOR_EXIT_TRACEPOINT(accept)
+FLOOR_EXIT_TRACEPOINT(accept4)
+FLOOR_EXIT_TRACEPOINT(connect)
+FLOOR_ENTER_TRACEPOINT(write)
+FLOOR_ENTER_TRACEPOINT(writev)
+FLOOR_ENTER_TRACEPOINT(sendto)
+FLOOR_ENTER_TRACEPOINT(sendmsg)
+FLOOR_ENTER_TRACEPOINT(sendfile64)
+FLOOR_ENTER_TRACEPOINT(close)
+FLOOR_ENTER_TRACEPOINT(listen)
+FLOOR_ENTER_TRACEPOINT(mmap)
 
 /* ---- Family 2: generic raw syscall tracepoints (no tracefs). They run for
  * every syscall on the host, so the number filter is the part that matters.
@@ -90,10 +82,15 @@ int floor_tp_enter_mmap(void *ctx)
  * compiled rejection path is the same. */
 #if defined(__TARGET_ARCH_x86)
 
+/* Sonde handles receives, accept and connect at exit only: their entries
+ * return after the number filter, here too. */
 SEC("raw_tp/sys_enter")
 int floor_raw_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
-    if (!syscall__from_nr((long)ctx->args[1]))
+    __u8 sc = syscall__from_nr((long)ctx->args[1]);
+    if (!sc || sc == SONDE_SYS_READ || sc == SONDE_SYS_READV || sc == SONDE_SYS_RECVFROM ||
+        sc == SONDE_SYS_RECVMSG || sc == SONDE_SYS_ACCEPT || sc == SONDE_SYS_ACCEPT4 ||
+        sc == SONDE_SYS_CONNECT)
         return 0;
     return floor__lookup();
 }

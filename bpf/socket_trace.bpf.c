@@ -61,25 +61,32 @@ enum buffer_kind {
     BUFFER_MSGHDR = 3 /* (struct user_msghdr *msg) */
 };
 
-/* Syscall arguments saved at entry, consumed at exit. */
-struct inflight_call {
+/* The first fields of struct sock_common: addresses, ports and family, read
+ * in one copy where the running kernel lays them out as below (checked at
+ * load time by CO-RE; field by field otherwise). */
+struct sock_head {
+    __be32 daddr;
+    __be32 rcv_saddr;
+    __u32 hash;
+    __be16 dport;
+    __u16 num;
+    __u16 family;
+};
+
+/* A finished data syscall, as the capture code sees it: the arguments come
+ * from the task's saved user registers at exit, the entry time (egress only)
+ * from the thread's state. */
+struct data_call {
     __u64 ts_enter_ns;
     __u64 buffer; /* user pointer: buffer, iovec array or msghdr */
     __u64 count;  /* buffer length or iovec count */
-    __u64 sock;   /* struct sock * of the fd, 0 for accept */
+    __u64 sock;   /* struct sock * of the fd */
     __s32 fd;
     __u8 syscall; /* enum sonde_syscall */
     __u8 kind;    /* enum buffer_kind */
-    __u8 tls;     /* ciphertext: the cleartext comes from the TLS library's uprobes */
-    __u8 _pad;
+    __u8 _pad[2];
+    struct sock_head head; /* family 0: not read yet */
 };
-
-struct {
-    __uint(type, BPF_MAP_TYPE_LRU_HASH);
-    __uint(max_entries, SONDE_MAX_INFLIGHT_CALLS);
-    __type(key, __u64); /* pid_tgid: one syscall in flight per thread */
-    __type(value, struct inflight_call);
-} inflight SEC(".maps");
 
 /* ---- TLS: OpenSSL calls in flight, and which socket carries each SSL object. */
 enum ssl_op {
@@ -97,13 +104,6 @@ struct ssl_call {
     __u8 op;           /* enum ssl_op */
     __u8 _pad[3];
 };
-
-struct {
-    __uint(type, BPF_MAP_TYPE_LRU_HASH);
-    __uint(max_entries, SONDE_MAX_INFLIGHT_CALLS);
-    __type(key, __u64); /* pid_tgid: one SSL_read/SSL_write in flight per thread */
-    __type(value, struct ssl_call);
-} ssl_calls SEC(".maps");
 
 struct ssl_key {
     __u64 ssl;
@@ -146,15 +146,39 @@ struct {
     __type(value, struct sonde_data_event);
 } pending_ssl_writes SEC(".maps");
 
-/* The socket each thread last read from. A library used with memory buffers
- * (Node's TLS) never touches the socket inside SSL_read: the runtime reads the
- * ciphertext itself, on the same thread, just before. */
+/* Per-thread state, in task-local storage: cheaper than a hash keyed by
+ * pid_tgid on every syscall, and freed by the kernel with the thread. */
+struct thread_state {
+    __u64 egress_enter_ns;  /* entry time of the send-family syscall in flight */
+    struct ssl_call ssl;    /* ssl.op != 0: an SSL_read/SSL_write in flight */
+    /* The socket this thread last read from. A library used with memory
+     * buffers (Node's TLS) never touches the socket inside SSL_read: the
+     * runtime reads the ciphertext itself, on the same thread, just before. */
+    struct ssl_socket last_read;
+    __u8 egress_syscall;    /* enum sonde_syscall of egress_enter_ns, 0: none */
+    __u8 pending_ssl_write; /* a cleartext waits in pending_ssl_writes */
+    __u8 _pad[6];
+};
+
 struct {
-    __uint(type, BPF_MAP_TYPE_LRU_HASH);
-    __uint(max_entries, 65536);
-    __type(key, __u64); /* pid_tgid */
-    __type(value, struct ssl_socket);
-} thread_last_read SEC(".maps");
+    __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, int);
+    __type(value, struct thread_state);
+} thread_states SEC(".maps");
+
+static __always_inline struct thread_state *thread__state(bool create)
+{
+    return bpf_task_storage_get(&thread_states, bpf_get_current_task_btf(), 0,
+                                create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+}
+
+/* The calling task's user registers, saved at syscall entry: the syscall's
+ * arguments are still there at exit, so nothing is stored at entry. */
+static __always_inline struct pt_regs *syscall__regs(void)
+{
+    return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+}
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -209,32 +233,86 @@ static __always_inline int ring__output(void *record, __u64 size, __u64 flags)
 
 static __always_inline bool pid__tracked(__u32 tgid)
 {
-    return bpf_map_lookup_elem(&tracked_pids, &tgid) != NULL;
+    struct sonde_tracked_pid *entry = bpf_map_lookup_elem(&tracked_pids, &tgid);
+    return entry && !(entry->flags & SONDE_TRACKED_IGNORED);
 }
 
 /* Adds a PID to the filter before user space has confirmed it; user space
- * confirms or removes it. False when the PID was already tracked. */
-static __always_inline bool track__provisionally(__u32 tgid)
+ * confirms or removes it. False when the PID already has an entry (tracked,
+ * or ignored), unless `replace`: a process just forked has no past. */
+static __always_inline bool track__provisionally(__u32 tgid, bool replace)
 {
     struct sonde_tracked_pid provisional = {};
     provisional.since_ns = bpf_ktime_get_ns();
     provisional.flags = SONDE_TRACKED_PROVISIONAL;
-    return bpf_map_update_elem(&tracked_pids, &tgid, &provisional, BPF_NOEXIST) == 0;
+    return bpf_map_update_elem(&tracked_pids, &tgid, &provisional,
+                               replace ? BPF_ANY : BPF_NOEXIST) == 0;
 }
 
-/* fd -> struct sock *, only for TCP stream sockets of the IP families. */
-static __always_inline struct sock *sock__from_fd(int fd)
+/* An ignored process that execs may be another program now; one that exits
+ * frees its pid. */
+static __always_inline void ignored__forget(__u32 tgid)
+{
+    struct sonde_tracked_pid *entry = bpf_map_lookup_elem(&tracked_pids, &tgid);
+    if (entry && (entry->flags & SONDE_TRACKED_IGNORED))
+        bpf_map_delete_elem(&tracked_pids, &tgid);
+}
+
+static __always_inline bool sock_head__contiguous(void)
+{
+    return bpf_core_field_offset(struct sock_common, skc_rcv_saddr) ==
+               bpf_core_field_offset(struct sock_common, skc_daddr) + 4 &&
+           bpf_core_field_offset(struct sock_common, skc_dport) ==
+               bpf_core_field_offset(struct sock_common, skc_daddr) + 12 &&
+           bpf_core_field_offset(struct sock_common, skc_num) ==
+               bpf_core_field_offset(struct sock_common, skc_daddr) + 14 &&
+           bpf_core_field_offset(struct sock_common, skc_family) ==
+               bpf_core_field_offset(struct sock_common, skc_daddr) + 16;
+}
+
+static __always_inline int sock_head__read(struct sock *sk, struct sock_head *h)
+{
+    if (sock_head__contiguous())
+        return bpf_probe_read_kernel(h, sizeof(*h), &sk->__sk_common.skc_daddr);
+    h->daddr = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+    h->rcv_saddr = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+    h->dport = BPF_CORE_READ(sk, __sk_common.skc_dport);
+    h->num = BPF_CORE_READ(sk, __sk_common.skc_num);
+    h->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+    return 0;
+}
+
+/* sk_protocol and sk_type, in one copy where they are adjacent u16s (5.6+). */
+static __always_inline bool sock__is_tcp_stream(struct sock *sk)
+{
+    if (bpf_core_field_size(struct sock, sk_protocol) == 2 &&
+        bpf_core_field_offset(struct sock, sk_type) ==
+            bpf_core_field_offset(struct sock, sk_protocol) + 2) {
+        __u16 pt[2] = {};
+        if (bpf_probe_read_kernel(pt, sizeof(pt), &sk->sk_protocol))
+            return false;
+        return pt[0] == IPPROTO_TCP && pt[1] == SOCK_STREAM;
+    }
+    return BPF_CORE_READ(sk, sk_type) == SOCK_STREAM && BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP;
+}
+
+/* fd -> struct sock *, only for TCP stream sockets of the IP families; `head`
+ * gets the socket's addresses and ports. The task's fd table is reached with
+ * plain loads through BTF pointers; past the fd array, helper reads. */
+static __always_inline struct sock *sock__from_fd(int fd, struct sock_head *head)
 {
     if (fd < 0)
         return NULL;
-    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-    struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+    struct task_struct *task = bpf_get_current_task_btf();
+    struct files_struct *files = task->files;
+    if (!files)
+        return NULL;
+    struct fdtable *fdt = files->fdt;
     if (!fdt)
         return NULL;
-    unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
-    if ((unsigned int)fd >= max_fds)
+    if ((unsigned int)fd >= fdt->max_fds)
         return NULL;
-    struct file **fds = BPF_CORE_READ(fdt, fd);
+    struct file **fds = fdt->fd;
     struct file *file = NULL;
     if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
         return NULL;
@@ -245,12 +323,11 @@ static __always_inline struct sock *sock__from_fd(int fd)
     if (!socket)
         return NULL;
     struct sock *sk = BPF_CORE_READ(socket, sk);
-    if (!sk)
+    if (!sk || sock_head__read(sk, head))
         return NULL;
-    __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-    if (family != AF_INET && family != AF_INET6)
+    if (head->family != AF_INET && head->family != AF_INET6)
         return NULL;
-    if (BPF_CORE_READ(sk, sk_type) != SOCK_STREAM || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+    if (!sock__is_tcp_stream(sk))
         return NULL;
     return sk;
 }
@@ -263,15 +340,15 @@ static __always_inline void addr__map_v4(__u8 out[16], __be32 v4)
     __builtin_memcpy(&out[12], &v4, 4);
 }
 
-static __always_inline void tuple__from_sock(struct sonde_conn_tuple *t, struct sock *sk)
+static __always_inline void tuple__fill(struct sonde_conn_tuple *t, struct sock *sk,
+                                        const struct sock_head *head)
 {
-    __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-    t->family = family;
-    t->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
-    t->peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-    if (family == AF_INET) {
-        addr__map_v4(t->local_addr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
-        addr__map_v4(t->peer_addr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+    t->family = head->family;
+    t->local_port = head->num;
+    t->peer_port = bpf_ntohs(head->dport);
+    if (head->family == AF_INET) {
+        addr__map_v4(t->local_addr, head->rcv_saddr);
+        addr__map_v4(t->peer_addr, head->daddr);
     } else {
         BPF_CORE_READ_INTO(&t->local_addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
         BPF_CORE_READ_INTO(&t->peer_addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
@@ -279,16 +356,24 @@ static __always_inline void tuple__from_sock(struct sonde_conn_tuple *t, struct 
     t->_pad0 = 0;
 }
 
+/* For a socket known only by its address (a remembered SSL socket). */
+static __always_inline void tuple__from_sock(struct sonde_conn_tuple *t, struct sock *sk)
+{
+    struct sock_head head = {};
+    if (sock_head__read(sk, &head) == 0)
+        tuple__fill(t, sk, &head);
+}
+
 static __always_inline void header__fill(struct sonde_event_header *h, __u8 type, __u64 pid_tgid,
                                          __u64 ts_enter, __u64 ts_exit)
 {
-    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    struct task_struct *task = bpf_get_current_task_btf();
     h->type = type;
     h->_pad0[0] = h->_pad0[1] = h->_pad0[2] = 0;
     h->pid = pid_tgid >> 32;
     h->tid = (__u32)pid_tgid;
     h->_pad1 = 0;
-    h->proc_start_ns = BPF_CORE_READ(task, group_leader, start_time);
+    h->proc_start_ns = task->group_leader->start_time; /* BTF pointers: plain loads */
     h->ts_enter_ns = ts_enter;
     h->ts_exit_ns = ts_exit;
 }
@@ -299,13 +384,21 @@ static __always_inline bool syscall__is_ingress(__u8 sc)
            sc == SONDE_SYS_RECVMSG || sc == SONDE_SYS_SSL_READ;
 }
 
+/* Send-family syscalls: their record starts at entry, the only thing noted there. */
+static __always_inline bool syscall__is_egress_data(__u8 sc)
+{
+    return sc == SONDE_SYS_WRITE || sc == SONDE_SYS_WRITEV || sc == SONDE_SYS_SENDTO ||
+           sc == SONDE_SYS_SENDMSG || sc == SONDE_SYS_SENDFILE;
+}
+
 static __always_inline void emit__conn(__u64 pid_tgid, __u64 ts_enter, __u64 ts_exit,
-                                       struct sock *sk, int fd, __u8 role, __u8 sc)
+                                       struct sock *sk, const struct sock_head *head, int fd,
+                                       __u8 role, __u8 sc)
 {
     struct sonde_conn_event ev = {};
     header__fill(&ev.hdr, sc == SONDE_SYS_CLOSE ? SONDE_EVENT_CONN_CLOSE : SONDE_EVENT_CONN_OPEN,
                  pid_tgid, ts_enter, ts_exit);
-    tuple__from_sock(&ev.tuple, sk);
+    tuple__fill(&ev.tuple, sk, head);
     ev.fd = fd;
     ev.role = role;
     ev.syscall = sc;
@@ -379,15 +472,15 @@ static __always_inline __u32 capture__iovec(struct data_scratch *s, __u64 iov_pt
         if (i == SONDE_MAX_SEGMENTS - 1)
             seg_len = remaining;
         __u32 got = capture__copy(s, offset, (__u64)iov.iov_base, seg_from_this_iov);
-        ev->segments[i].captured = got;
-        ev->segments[i].length = (__u32)seg_len;
+        ev->head.segments[i].captured = got;
+        ev->head.segments[i].length = (__u32)seg_len;
         offset += got;
         remaining -= seg_len;
     }
     /* Bytes the iovecs did not explain (should not happen) go to the last segment. */
     if (remaining && i > 0 && i <= SONDE_MAX_SEGMENTS)
-        ev->segments[(i - 1) & (SONDE_MAX_SEGMENTS - 1)].length += (__u32)remaining;
-    ev->segment_count = i;
+        ev->head.segments[(i - 1) & (SONDE_MAX_SEGMENTS - 1)].length += (__u32)remaining;
+    ev->head.segment_count = i;
     return offset;
 }
 
@@ -396,16 +489,16 @@ static __always_inline __u32 capture__iovec(struct data_scratch *s, __u64 iov_pt
  * a short one below SONDE_TAIL_BYTES. */
 static __always_inline void capture__tail(struct sonde_data_event *ev, __u64 end, __u64 avail)
 {
-    ev->tail_length = 0;
+    ev->head.tail_length = 0;
     if (avail >= SONDE_TAIL_BYTES) {
-        if (bpf_probe_read_user(ev->tail, SONDE_TAIL_BYTES, (const void *)(end - SONDE_TAIL_BYTES)) == 0)
-            ev->tail_length = SONDE_TAIL_BYTES;
+        if (bpf_probe_read_user(ev->head.tail, SONDE_TAIL_BYTES, (const void *)(end - SONDE_TAIL_BYTES)) == 0)
+            ev->head.tail_length = SONDE_TAIL_BYTES;
         return;
     }
     __u64 len = avail;
     asm volatile("%[len] &= %[mask]" : [len] "+r"(len) : [mask] "i"(SONDE_TAIL_BYTES - 1));
-    if (len && bpf_probe_read_user(ev->tail, len, (const void *)(end - len)) == 0)
-        ev->tail_length = len;
+    if (len && bpf_probe_read_user(ev->head.tail, len, (const void *)(end - len)) == 0)
+        ev->head.tail_length = len;
 }
 
 /* The tail of an iovec payload: find the iovec holding byte `total`. */
@@ -413,7 +506,7 @@ static __always_inline void capture__iovec_tail(struct sonde_data_event *ev, __u
                                                 __u64 iovcnt, __u64 total)
 {
     __u64 seen = 0;
-    ev->tail_length = 0;
+    ev->head.tail_length = 0;
     for (__u32 i = 0; i < SONDE_MAX_TAIL_SCAN_IOVECS; i++) {
         if (i >= iovcnt)
             return;
@@ -432,28 +525,31 @@ static __always_inline void capture__iovec_tail(struct sonde_data_event *ev, __u
 /* Builds the record of a finished call with `ret` > 0 bytes in the per-CPU
  * scratch; returns its size (0: no scratch). */
 static __always_inline __u64 data__build(struct data_scratch *s, __u64 pid_tgid,
-                                         struct inflight_call *call, long ret)
+                                         struct data_call *call, long ret)
 {
     __u64 ts_exit = bpf_ktime_get_ns();
     struct sonde_data_event *ev = &s->event;
-    header__fill(&ev->hdr, SONDE_EVENT_DATA, pid_tgid, call->ts_enter_ns, ts_exit);
-    tuple__from_sock(&ev->tuple, (struct sock *)call->sock);
-    ev->fd = call->fd;
-    ev->direction = syscall__is_ingress(call->syscall) ? SONDE_DIR_INGRESS : SONDE_DIR_EGRESS;
-    ev->syscall = call->syscall;
-    ev->_pad0 = 0;
-    __builtin_memset(ev->_pad1, 0, sizeof(ev->_pad1));
-    ev->socket_cookie = call->sock;
-    ev->total_length = (__u32)ret;
-    __builtin_memset(ev->segments, 0, sizeof(ev->segments));
+    header__fill(&ev->head.hdr, SONDE_EVENT_DATA, pid_tgid, call->ts_enter_ns, ts_exit);
+    if (call->head.family)
+        tuple__fill(&ev->head.tuple, (struct sock *)call->sock, &call->head);
+    else
+        tuple__from_sock(&ev->head.tuple, (struct sock *)call->sock);
+    ev->head.fd = call->fd;
+    ev->head.direction = syscall__is_ingress(call->syscall) ? SONDE_DIR_INGRESS : SONDE_DIR_EGRESS;
+    ev->head.syscall = call->syscall;
+    ev->head._pad0 = 0;
+    __builtin_memset(ev->head._pad1, 0, sizeof(ev->head._pad1));
+    ev->head.socket_cookie = call->sock;
+    ev->head.total_length = (__u32)ret;
+    __builtin_memset(ev->head.segments, 0, sizeof(ev->head.segments));
 
     __u32 captured = 0;
-    ev->tail_length = 0;
+    ev->head.tail_length = 0;
     if (call->kind == BUFFER_FLAT) {
         captured = capture__copy(s, 0, call->buffer, (__u64)ret);
-        ev->segments[0].captured = captured;
-        ev->segments[0].length = (__u32)ret;
-        ev->segment_count = 1;
+        ev->head.segments[0].captured = captured;
+        ev->head.segments[0].length = (__u32)ret;
+        ev->head.segment_count = 1;
         if ((__u64)ret > captured)
             capture__tail(ev, call->buffer + (__u64)ret, (__u64)ret);
     } else if (call->kind == BUFFER_IOVEC) {
@@ -468,35 +564,24 @@ static __always_inline __u64 data__build(struct data_scratch *s, __u64 pid_tgid,
                 capture__iovec_tail(ev, (__u64)msg.msg_iov, msg.msg_iovlen, (__u64)ret);
         } else {
             counter__add(SONDE_KCOUNTER_READ_USER_FAILED, 1);
-            ev->segments[0].length = (__u32)ret;
-            ev->segment_count = 1;
+            ev->head.segments[0].length = (__u32)ret;
+            ev->head.segment_count = 1;
         }
     } else {
-        ev->segments[0].length = (__u32)ret;
-        ev->segment_count = 1;
+        ev->head.segments[0].length = (__u32)ret;
+        ev->head.segment_count = 1;
     }
     if (captured > SONDE_MAX_CAPTURE)
         captured = SONDE_MAX_CAPTURE;
-    ev->captured_length = captured;
+    ev->head.captured_length = captured;
     __u64 size = SONDE_DATA_EVENT_HEADER_BYTES + captured;
     if (size > sizeof(struct sonde_data_event))
         size = sizeof(struct sonde_data_event);
     return size;
 }
 
-static __always_inline int on_data_exit(__u64 pid_tgid, struct inflight_call *call, long ret)
+static __always_inline int data__emit(__u64 pid_tgid, struct data_call *call, long ret)
 {
-    if (ret <= 0)
-        return 0;
-    if (call->tls) {
-        counter__add(SONDE_KCOUNTER_TLS_CIPHERTEXT_SKIPPED, 1);
-        return 0;
-    }
-    if (call->syscall == SONDE_SYS_READ || call->syscall == SONDE_SYS_RECVFROM ||
-        call->syscall == SONDE_SYS_READV || call->syscall == SONDE_SYS_RECVMSG) {
-        struct ssl_socket last = {.sock = call->sock, .fd = call->fd};
-        bpf_map_update_elem(&thread_last_read, &pid_tgid, &last, BPF_ANY);
-    }
     __u32 zero = 0;
     struct data_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
     if (!s)
@@ -518,19 +603,21 @@ static __always_inline void ssl__remember_socket(struct ssl_key *key, struct ssl
 
 /* The first write on a thread after a memory-buffer SSL_write whose socket was
  * unknown carries that call's ciphertext: report the cleartext on its socket. */
-static __always_inline void ssl__flush_pending_write(__u64 pid_tgid, struct inflight_call *write)
+static __always_inline void ssl__flush_pending_write(__u64 pid_tgid, struct thread_state *st,
+                                                     struct sock *sk,
+                                                     const struct sock_head *head, int fd)
 {
+    st->pending_ssl_write = 0;
     struct sonde_data_event *ev = bpf_map_lookup_elem(&pending_ssl_writes, &pid_tgid);
     if (!ev)
         return;
-    struct ssl_key key = {.ssl = ev->socket_cookie, .tgid = pid_tgid >> 32};
-    struct ssl_socket where = {.sock = write->sock, .fd = write->fd};
+    struct ssl_key key = {.ssl = ev->head.socket_cookie, .tgid = pid_tgid >> 32};
+    struct ssl_socket where = {.sock = (__u64)sk, .fd = fd};
     ssl__remember_socket(&key, &where);
-    write->tls = 1;
-    tuple__from_sock(&ev->tuple, (struct sock *)where.sock);
-    ev->fd = where.fd;
-    ev->socket_cookie = where.sock;
-    __u64 size = SONDE_DATA_EVENT_HEADER_BYTES + ev->captured_length;
+    tuple__fill(&ev->head.tuple, sk, head);
+    ev->head.fd = where.fd;
+    ev->head.socket_cookie = where.sock;
+    __u64 size = SONDE_DATA_EVENT_HEADER_BYTES + ev->head.captured_length;
     if (size > sizeof(struct sonde_data_event))
         size = sizeof(struct sonde_data_event);
     if (!ring__output(ev, size, ring__wakeup_flag()))
@@ -543,14 +630,14 @@ static __always_inline int on_listen_enter(__u64 pid_tgid, int fd)
 {
     if ((pid_tgid >> 32) == agent_pid)
         return 0;
-    struct sock *sk = sock__from_fd(fd);
-    if (!sk)
+    struct sock_head head = {};
+    if (!sock__from_fd(fd, &head))
         return 0;
-    __u16 port = BPF_CORE_READ(sk, __sk_common.skc_num);
+    __u16 port = head.num;
     /* A listener on a watched port is tracked at once, so that workers it
      * forks right after listen() inherit tracking (see sched_process_fork). */
     if (bpf_map_lookup_elem(&watched_ports, &port))
-        track__provisionally(pid_tgid >> 32);
+        track__provisionally(pid_tgid >> 32, false);
     emit__proc(SONDE_EVENT_LISTEN, pid_tgid, port);
     return 0;
 }
@@ -574,156 +661,222 @@ static __always_inline bool on_untracked_connect(__u64 pid_tgid, __u64 addr_ptr,
     __u16 port = bpf_ntohs(head.port);
     if (!bpf_map_lookup_elem(&watched_ports, &port))
         return false;
-    if (!track__provisionally(pid_tgid >> 32))
+    if (!track__provisionally(pid_tgid >> 32, false))
         return false;
     emit__proc(SONDE_EVENT_CONNECT_WATCHED, pid_tgid, port);
     return true;
 }
 
-static __always_inline int on_sys_enter(__u8 sc, __u64 a0, __u64 a1, __u64 a2)
+/* A connection starts (accept, connect) or ends (close) on `fd`: its socket
+ * carries no TLS until a uprobe says so, and user space gets a record. */
+static __always_inline int conn__boundary(__u64 pid_tgid, int fd, __u8 role, __u8 sc)
+{
+    struct sock_head head = {};
+    struct sock *sk = sock__from_fd(fd, &head);
+    if (!sk)
+        return 0;
+    __u64 key = (__u64)sk;
+    bpf_map_delete_elem(&tls_sockets, &key);
+    __u64 now = bpf_ktime_get_ns();
+    emit__conn(pid_tgid, now, now, sk, &head, fd, role, sc);
+    return 0;
+}
+
+/* Entry does as little as it can: everything about a call is known at its
+ * exit (arguments from the saved registers, result, socket) except when a
+ * send started, and, for close(), the socket the fd named. Receives, accept
+ * and connect are not looked at here at all. */
+static __always_inline int on_sys_enter(__u8 sc, int fd)
 {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     if (sc == SONDE_SYS_LISTEN)
-        return on_listen_enter(pid_tgid, (int)a0);
-    if (!pid__tracked(pid_tgid >> 32)) {
-        if (sc != SONDE_SYS_CONNECT || !on_untracked_connect(pid_tgid, a1, a2))
-            return 0;
+        return on_listen_enter(pid_tgid, fd);
+    if (sc != SONDE_SYS_CLOSE && !syscall__is_egress_data(sc))
+        return 0;
+    if (!pid__tracked(pid_tgid >> 32))
+        return 0;
+    if (sc == SONDE_SYS_CLOSE)
+        return conn__boundary(pid_tgid, fd, SONDE_ROLE_UNKNOWN, sc);
+    struct thread_state *st = thread__state(true);
+    if (st) {
+        st->egress_enter_ns = bpf_ktime_get_ns();
+        st->egress_syscall = sc;
     }
-    int fd = (int)a0;
-    struct sock *sk = sock__from_fd(fd);
-    if (!sk)
+    return 0;
+}
+
+static __always_inline int on_accept_exit(__u8 sc, long ret)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (ret < 0 || !pid__tracked(pid_tgid >> 32))
+        return 0;
+    return conn__boundary(pid_tgid, (int)ret, SONDE_ROLE_SERVER, sc);
+}
+
+static __always_inline int on_connect_exit(long ret)
+{
+    if (ret != 0 && ret != -EINPROGRESS)
+        return 0;
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    __u32 tgid = pid_tgid >> 32;
+    struct pt_regs *regs = syscall__regs();
+    struct sonde_tracked_pid *entry = bpf_map_lookup_elem(&tracked_pids, &tgid);
+    if (entry && (entry->flags & SONDE_TRACKED_IGNORED))
+        return 0; /* judged already: not a record per connection */
+    if (!entry &&
+        !on_untracked_connect(pid_tgid, PT_REGS_PARM2_SYSCALL(regs), PT_REGS_PARM3_SYSCALL(regs)))
+        return 0;
+    return conn__boundary(pid_tgid, (int)PT_REGS_PARM1_SYSCALL(regs), SONDE_ROLE_CLIENT,
+                          SONDE_SYS_CONNECT);
+}
+
+/* A syscall issued inside SSL_read/SSL_write moves that call's ciphertext:
+ * its socket is the one the cleartext record belongs to. Learnt even from
+ * calls that move nothing (a read that would block). */
+static __always_inline void ssl__note_socket(struct thread_state *st, struct sock *sk, int fd)
+{
+    st->ssl.sock = (__u64)sk;
+    st->ssl.fd = fd;
+}
+
+static __always_inline int on_data_exit(__u8 sc, long ret)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (ret <= 0) {
+        /* Only an SSL call in flight cares; a thread without state has none. */
+        struct thread_state *st = thread__state(false);
+        if (st && st->ssl.op && !st->ssl.sock) {
+            struct pt_regs *regs = syscall__regs();
+            int fd = (int)PT_REGS_PARM1_SYSCALL(regs);
+            struct sock_head head = {};
+            struct sock *sk = sock__from_fd(fd, &head);
+            if (sk)
+                ssl__note_socket(st, sk, fd);
+        }
+        return 0;
+    }
+    if (!pid__tracked(pid_tgid >> 32))
         return 0;
     __u64 now = bpf_ktime_get_ns();
-    if (sc == SONDE_SYS_CLOSE) {
-        __u64 key = (__u64)sk;
-        bpf_map_delete_elem(&tls_sockets, &key);
-        emit__conn(pid_tgid, now, now, sk, fd, SONDE_ROLE_UNKNOWN, sc);
+    struct pt_regs *regs = syscall__regs();
+    int fd = (int)PT_REGS_PARM1_SYSCALL(regs);
+    struct data_call call = {};
+    struct sock *sk = sock__from_fd(fd, &call.head);
+    if (!sk)
         return 0;
-    }
-    struct inflight_call call = {};
+    bool ingress = syscall__is_ingress(sc);
+    struct thread_state *st = thread__state(ingress);
+
     call.ts_enter_ns = now;
+    call.sock = (__u64)sk;
     call.fd = fd;
     call.syscall = sc;
-    call.sock = (__u64)sk;
+    if (!ingress) {
+        if (st && st->egress_syscall == sc)
+            call.ts_enter_ns = st->egress_enter_ns;
+        else
+            counter__add(SONDE_KCOUNTER_ENTRY_MISSING, 1);
+        if (st)
+            st->egress_syscall = 0;
+    }
+
+    /* Ciphertext is not reported: inside an SSL call, the cleartext record the
+     * uprobe's return emits needs this socket; on a socket known to carry TLS
+     * (or named by a parked memory-buffer write) it is simply skipped. */
+    if (st && st->ssl.op) {
+        ssl__note_socket(st, sk, fd);
+        counter__add(SONDE_KCOUNTER_TLS_CIPHERTEXT_SKIPPED, 1);
+        return 0;
+    }
+    if (st && st->pending_ssl_write && !ingress) {
+        ssl__flush_pending_write(pid_tgid, st, sk, &call.head, fd);
+        counter__add(SONDE_KCOUNTER_TLS_CIPHERTEXT_SKIPPED, 1);
+        return 0;
+    }
+    if (bpf_map_lookup_elem(&tls_sockets, &call.sock)) {
+        counter__add(SONDE_KCOUNTER_TLS_CIPHERTEXT_SKIPPED, 1);
+        return 0;
+    }
+    if (ingress && st) {
+        st->last_read.sock = call.sock;
+        st->last_read.fd = fd;
+    }
+
     switch (sc) {
     case SONDE_SYS_READ:
     case SONDE_SYS_WRITE:
     case SONDE_SYS_RECVFROM:
     case SONDE_SYS_SENDTO:
         call.kind = BUFFER_FLAT;
-        call.buffer = a1;
-        call.count = a2;
+        call.buffer = PT_REGS_PARM2_SYSCALL(regs);
+        call.count = PT_REGS_PARM3_SYSCALL(regs);
         break;
     case SONDE_SYS_READV:
     case SONDE_SYS_WRITEV:
         call.kind = BUFFER_IOVEC;
-        call.buffer = a1;
-        call.count = a2;
+        call.buffer = PT_REGS_PARM2_SYSCALL(regs);
+        call.count = PT_REGS_PARM3_SYSCALL(regs);
         break;
     case SONDE_SYS_RECVMSG:
     case SONDE_SYS_SENDMSG:
         call.kind = BUFFER_MSGHDR;
-        call.buffer = a1;
+        call.buffer = PT_REGS_PARM2_SYSCALL(regs);
         break;
-    default: /* accept, accept4, connect, sendfile */
+    default: /* sendfile: the length only */
         call.kind = BUFFER_NONE;
         break;
     }
-    if (call.kind != BUFFER_NONE) {
-        /* Inside SSL_read/SSL_write this is the call's ciphertext: remember the
-         * socket for the cleartext record the uprobe's return will emit. */
-        struct ssl_call *in_ssl = bpf_map_lookup_elem(&ssl_calls, &pid_tgid);
-        if (in_ssl) {
-            in_ssl->sock = call.sock;
-            in_ssl->fd = fd;
-            call.tls = 1;
-        } else if (bpf_map_lookup_elem(&tls_sockets, &call.sock)) {
-            call.tls = 1;
-        }
-        if (!syscall__is_ingress(sc) && !in_ssl)
-            ssl__flush_pending_write(pid_tgid, &call);
-    }
-    bpf_map_update_elem(&inflight, &pid_tgid, &call, BPF_ANY);
-    return 0;
+    return data__emit(pid_tgid, &call, ret);
 }
 
 static __always_inline int on_sys_exit(__u8 sc, long ret)
 {
-    __u64 pid_tgid = bpf_get_current_pid_tgid();
-    struct inflight_call *saved = bpf_map_lookup_elem(&inflight, &pid_tgid);
-    if (!saved)
-        return 0;
-    struct inflight_call call = *saved;
-    bpf_map_delete_elem(&inflight, &pid_tgid);
-    if (call.syscall != sc) {
-        /* An exit we did not see the entry of (attached mid-call, or a lost
-         * LRU entry): the saved arguments belong to another call. */
-        counter__add(SONDE_KCOUNTER_INFLIGHT_MISSING, 1);
-        return 0;
-    }
-    __u64 now = bpf_ktime_get_ns();
     switch (sc) {
     case SONDE_SYS_ACCEPT:
-    case SONDE_SYS_ACCEPT4: {
-        if (ret < 0)
-            return 0;
-        struct sock *sk = sock__from_fd((int)ret);
-        if (sk) {
-            __u64 key = (__u64)sk; /* a new connection: no TLS until a uprobe says so */
-            bpf_map_delete_elem(&tls_sockets, &key);
-            emit__conn(pid_tgid, call.ts_enter_ns, now, sk, (int)ret, SONDE_ROLE_SERVER, sc);
-        }
-        return 0;
-    }
+    case SONDE_SYS_ACCEPT4:
+        return on_accept_exit(sc, ret);
     case SONDE_SYS_CONNECT:
-        if (ret == 0 || ret == -EINPROGRESS) {
-            bpf_map_delete_elem(&tls_sockets, &call.sock);
-            emit__conn(pid_tgid, call.ts_enter_ns, now, (struct sock *)call.sock, call.fd,
-                       SONDE_ROLE_CLIENT, sc);
-        }
-        return 0;
+        return on_connect_exit(ret);
     default:
-        return on_data_exit(pid_tgid, &call, ret);
+        return on_data_exit(sc, ret);
     }
 }
 
-/* ---- Family 1: per-syscall tracepoints (need tracefs to attach). */
-#define SONDE_TRACEPOINTS(name, sc)                                                       \
-    SEC("tracepoint/syscalls/sys_enter_" #name)                                           \
-    int tp_enter_##name(struct trace_event_raw_sys_enter *ctx)                            \
-    {                                                                                     \
-        return on_sys_enter(sc, ctx->args[0], ctx->args[1], ctx->args[2]);                \
-    }                                                                                     \
+/* ---- Family 1: per-syscall tracepoints (need tracefs to attach). Exits of
+ * every data syscall, accept and connect; entries of sends (start time),
+ * close (the socket is gone after it) and listen. */
+#define SONDE_EXIT_TRACEPOINT(name, sc)                                                   \
     SEC("tracepoint/syscalls/sys_exit_" #name)                                            \
     int tp_exit_##name(struct trace_event_raw_sys_exit *ctx)                              \
     {                                                                                     \
         return on_sys_exit(sc, ctx->ret);                                                 \
     }
+#define SONDE_ENTER_TRACEPOINT(name, sc)                                                  \
+    SEC("tracepoint/syscalls/sys_enter_" #name)                                           \
+    int tp_enter_##name(struct trace_event_raw_sys_enter *ctx)                            \
+    {                                                                                     \
+        return on_sys_enter(sc, (int)ctx->args[0]);                                       \
+    }
 
-SONDE_TRACEPOINTS(read, SONDE_SYS_READ)
-SONDE_TRACEPOINTS(write, SONDE_SYS_WRITE)
-SONDE_TRACEPOINTS(readv, SONDE_SYS_READV)
-SONDE_TRACEPOINTS(writev, SONDE_SYS_WRITEV)
-SONDE_TRACEPOINTS(recvfrom, SONDE_SYS_RECVFROM)
-SONDE_TRACEPOINTS(sendto, SONDE_SYS_SENDTO)
-SONDE_TRACEPOINTS(recvmsg, SONDE_SYS_RECVMSG)
-SONDE_TRACEPOINTS(sendmsg, SONDE_SYS_SENDMSG)
-SONDE_TRACEPOINTS(accept, SONDE_SYS_ACCEPT)
-SONDE_TRACEPOINTS(accept4, SONDE_SYS_ACCEPT4)
-SONDE_TRACEPOINTS(connect, SONDE_SYS_CONNECT)
-SONDE_TRACEPOINTS(sendfile64, SONDE_SYS_SENDFILE)
-
-SEC("tracepoint/syscalls/sys_enter_close")
-int tp_enter_close(struct trace_event_raw_sys_enter *ctx)
-{
-    return on_sys_enter(SONDE_SYS_CLOSE, ctx->args[0], 0, 0);
-}
-
-SEC("tracepoint/syscalls/sys_enter_listen")
-int tp_enter_listen(struct trace_event_raw_sys_enter *ctx)
-{
-    return on_sys_enter(SONDE_SYS_LISTEN, ctx->args[0], 0, 0);
-}
+SONDE_EXIT_TRACEPOINT(read, SONDE_SYS_READ)
+SONDE_EXIT_TRACEPOINT(readv, SONDE_SYS_READV)
+SONDE_EXIT_TRACEPOINT(recvfrom, SONDE_SYS_RECVFROM)
+SONDE_EXIT_TRACEPOINT(recvmsg, SONDE_SYS_RECVMSG)
+SONDE_EXIT_TRACEPOINT(write, SONDE_SYS_WRITE)
+SONDE_EXIT_TRACEPOINT(writev, SONDE_SYS_WRITEV)
+SONDE_EXIT_TRACEPOINT(sendto, SONDE_SYS_SENDTO)
+SONDE_EXIT_TRACEPOINT(sendmsg, SONDE_SYS_SENDMSG)
+SONDE_EXIT_TRACEPOINT(sendfile64, SONDE_SYS_SENDFILE)
+SONDE_EXIT_TRACEPOINT(accept, SONDE_SYS_ACCEPT)
+SONDE_EXIT_TRACEPOINT(accept4, SONDE_SYS_ACCEPT4)
+SONDE_EXIT_TRACEPOINT(connect, SONDE_SYS_CONNECT)
+SONDE_ENTER_TRACEPOINT(write, SONDE_SYS_WRITE)
+SONDE_ENTER_TRACEPOINT(writev, SONDE_SYS_WRITEV)
+SONDE_ENTER_TRACEPOINT(sendto, SONDE_SYS_SENDTO)
+SONDE_ENTER_TRACEPOINT(sendmsg, SONDE_SYS_SENDMSG)
+SONDE_ENTER_TRACEPOINT(sendfile64, SONDE_SYS_SENDFILE)
+SONDE_ENTER_TRACEPOINT(close, SONDE_SYS_CLOSE)
+SONDE_ENTER_TRACEPOINT(listen, SONDE_SYS_LISTEN)
 
 /* ---- TLS libraries loaded later: an executable file mapping (dlopen) by a
  * tracked process makes user space look for TLS functions in it. */
@@ -750,14 +903,16 @@ SEC("raw_tp/sys_enter")
 int raw_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
     __u8 sc = syscall__from_nr((long)ctx->args[1]);
-    if (!sc)
-        return 0;
+    if (!sc || syscall__is_ingress(sc) || sc == SONDE_SYS_ACCEPT || sc == SONDE_SYS_ACCEPT4 ||
+        sc == SONDE_SYS_CONNECT)
+        return 0; /* handled at exit only */
     struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
     if (sc == SONDE_SYS_MMAP) /* mmap(addr, len, prot, flags, fd, off) */
         return on_mmap_enter(BPF_CORE_READ(regs, dx), BPF_CORE_READ(regs, r10),
                              (__s64)BPF_CORE_READ(regs, r8));
-    return on_sys_enter(sc, BPF_CORE_READ(regs, di), BPF_CORE_READ(regs, si),
-                        BPF_CORE_READ(regs, dx));
+    if (sc == SONDE_SYS_CLOSE || sc == SONDE_SYS_LISTEN)
+        return on_sys_enter(sc, (int)BPF_CORE_READ(regs, di));
+    return on_sys_enter(sc, -1);
 }
 
 SEC("raw_tp/sys_exit")
@@ -779,25 +934,27 @@ static __always_inline int ssl__enter(__u64 ssl, __u64 buffer, __u64 result_ptr,
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     if (!pid__tracked(pid_tgid >> 32))
         return 0;
-    struct ssl_call call = {};
-    call.ssl = ssl;
-    call.buffer = buffer;
-    call.result_ptr = result_ptr;
-    call.ts_enter_ns = bpf_ktime_get_ns();
-    call.fd = -1;
-    call.op = op;
-    bpf_map_update_elem(&ssl_calls, &pid_tgid, &call, BPF_ANY);
+    struct thread_state *st = thread__state(true);
+    if (!st)
+        return 0;
+    st->ssl.ssl = ssl;
+    st->ssl.buffer = buffer;
+    st->ssl.result_ptr = result_ptr;
+    st->ssl.ts_enter_ns = bpf_ktime_get_ns();
+    st->ssl.sock = 0;
+    st->ssl.fd = -1;
+    st->ssl.op = op;
     return 0;
 }
 
 static __always_inline int ssl__exit(long ret)
 {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
-    struct ssl_call *saved = bpf_map_lookup_elem(&ssl_calls, &pid_tgid);
-    if (!saved)
+    struct thread_state *st = thread__state(false);
+    if (!st || !st->ssl.op)
         return 0;
-    struct ssl_call c = *saved;
-    bpf_map_delete_elem(&ssl_calls, &pid_tgid);
+    struct ssl_call c = st->ssl;
+    st->ssl.op = 0;
 
     __u64 bytes = 0;
     if (c.result_ptr) {
@@ -820,39 +977,13 @@ static __always_inline int ssl__exit(long ret)
     struct ssl_socket *known = bpf_map_lookup_elem(&ssl_sockets, &key);
     if (!where.sock && known)
         where = *known;
-    if (!where.sock && c.op == SSL_OP_READ && bytes > 0) {
-        struct ssl_socket *last = bpf_map_lookup_elem(&thread_last_read, &pid_tgid);
-        if (last)
-            where = *last;
-    }
+    if (!where.sock && c.op == SSL_OP_READ && bytes > 0)
+        where = st->last_read;
     if (where.sock && (!known || known->sock != where.sock || known->fd != where.fd))
         ssl__remember_socket(&key, &where);
     if (bytes == 0)
         return 0;
-    if (!where.sock && c.op == SSL_OP_WRITE) {
-        __u32 zero = 0;
-        struct data_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-        if (!s)
-            return 0;
-        struct inflight_call call = {};
-        call.ts_enter_ns = c.ts_enter_ns;
-        call.buffer = c.buffer;
-        call.count = bytes;
-        call.fd = -1;
-        call.syscall = SONDE_SYS_SSL_WRITE;
-        call.kind = BUFFER_FLAT;
-        if (data__build(s, pid_tgid, &call, (long)bytes)) {
-            s->event.socket_cookie = c.ssl;
-            bpf_map_update_elem(&pending_ssl_writes, &pid_tgid, &s->event, BPF_ANY);
-        }
-        return 0;
-    }
-    if (!where.sock) {
-        counter__add(SONDE_KCOUNTER_TLS_SOCKET_UNKNOWN, 1);
-        return 0;
-    }
-
-    struct inflight_call call = {};
+    struct data_call call = {};
     call.ts_enter_ns = c.ts_enter_ns;
     call.buffer = c.buffer;
     call.count = bytes;
@@ -860,7 +991,25 @@ static __always_inline int ssl__exit(long ret)
     call.fd = where.fd;
     call.syscall = c.op == SSL_OP_READ ? SONDE_SYS_SSL_READ : SONDE_SYS_SSL_WRITE;
     call.kind = BUFFER_FLAT;
-    return on_data_exit(pid_tgid, &call, (long)bytes);
+    if (!where.sock && c.op == SSL_OP_WRITE) {
+        /* Built now (the buffer may be reused), sent by the thread's next write. */
+        __u32 zero = 0;
+        struct data_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+        if (!s)
+            return 0;
+        call.fd = -1;
+        if (data__build(s, pid_tgid, &call, (long)bytes)) {
+            s->event.head.socket_cookie = c.ssl;
+            if (bpf_map_update_elem(&pending_ssl_writes, &pid_tgid, &s->event, BPF_ANY) == 0)
+                st->pending_ssl_write = 1;
+        }
+        return 0;
+    }
+    if (!where.sock) {
+        counter__add(SONDE_KCOUNTER_TLS_SOCKET_UNKNOWN, 1);
+        return 0;
+    }
+    return data__emit(pid_tgid, &call, (long)bytes);
 }
 
 /* int SSL_read(SSL *ssl, void *buf, int num) */
@@ -915,8 +1064,10 @@ SEC("raw_tp/sched_process_exec")
 int raw_sched_process_exec(struct bpf_raw_tracepoint_args *ctx)
 {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
-    if ((pid_tgid >> 32) != agent_pid)
-        emit__proc(SONDE_EVENT_PROC_EXEC, pid_tgid, 0);
+    if ((pid_tgid >> 32) == agent_pid)
+        return 0;
+    ignored__forget(pid_tgid >> 32);
+    emit__proc(SONDE_EVENT_PROC_EXEC, pid_tgid, 0);
     return 0;
 }
 
@@ -932,7 +1083,7 @@ int raw_sched_process_fork(struct bpf_raw_tracepoint_args *ctx)
     __u32 child_pid = BPF_CORE_READ(child, pid);
     if (child_tgid == parent_tgid || child_pid != child_tgid || !pid__tracked(parent_tgid))
         return 0;
-    track__provisionally(child_tgid);
+    track__provisionally(child_tgid, true);
 
     struct sonde_proc_event ev = {};
     ev.hdr.type = SONDE_EVENT_PROC_FORK;
@@ -951,12 +1102,12 @@ int raw_sched_process_exit(struct bpf_raw_tracepoint_args *ctx)
 {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     __u32 tgid = pid_tgid >> 32;
-    bpf_map_delete_elem(&inflight, &pid_tgid);
-    bpf_map_delete_elem(&ssl_calls, &pid_tgid);
-    bpf_map_delete_elem(&thread_last_read, &pid_tgid);
-    bpf_map_delete_elem(&pending_ssl_writes, &pid_tgid);
+    bpf_map_delete_elem(&pending_ssl_writes, &pid_tgid); /* thread_states go with the thread */
     /* Only the group leader's exit ends the process. */
-    if (tgid == (__u32)pid_tgid && pid__tracked(tgid))
+    if (tgid != (__u32)pid_tgid)
+        return 0;
+    ignored__forget(tgid);
+    if (pid__tracked(tgid))
         emit__proc(SONDE_EVENT_PROC_EXIT, pid_tgid, 0);
     return 0;
 }

@@ -35,7 +35,6 @@
 
 /* Map sizes, in one place. */
 #define SONDE_MAX_TRACKED_PIDS 16384
-#define SONDE_MAX_INFLIGHT_CALLS 65536
 #define SONDE_MAX_WATCHED_PORTS 1024
 #define SONDE_RINGBUF_BYTES (16u * 1024u * 1024u)
 
@@ -89,7 +88,7 @@ enum sonde_syscall {
 enum sonde_kernel_counter {
     SONDE_KCOUNTER_RINGBUF_FULL = 0,     /* records lost: ring buffer reservation failed */
     SONDE_KCOUNTER_DATA_EVENTS = 1,      /* data records emitted */
-    SONDE_KCOUNTER_INFLIGHT_MISSING = 2, /* syscall exit without its saved entry */
+    SONDE_KCOUNTER_ENTRY_MISSING = 2,    /* send exit without its entry (start taken at exit) */
     SONDE_KCOUNTER_READ_USER_FAILED = 3, /* bpf_probe_read_user of payload failed */
     SONDE_KCOUNTER_CONTROL_EVENTS = 4,   /* open/close/exec/exit/listen records emitted */
     SONDE_KCOUNTER_TLS_CIPHERTEXT_SKIPPED = 5, /* syscalls on TLS sockets not reported */
@@ -125,8 +124,8 @@ struct sonde_segment {
 };
 
 /* One successful read/write-family syscall on a TCP socket of a tracked
- * process. data[] holds, back to back, the captured prefix of each segment. */
-struct sonde_data_event {
+ * process: the fixed part of its record. */
+struct sonde_data_head {
     struct sonde_event_header hdr;
     struct sonde_conn_tuple tuple;
     __s32 fd;
@@ -141,9 +140,15 @@ struct sonde_data_event {
     __u8 tail_length; /* bytes in tail[]: the payload's last bytes, 0 if unknown */
     __u8 _pad1[7];
     __u8 tail[SONDE_TAIL_BYTES];
+};
+
+/* The record: data[] holds, back to back, the captured prefix of each
+ * segment; only head and the captured bytes travel through the ring. */
+struct sonde_data_event {
+    struct sonde_data_head head;
     __u8 data[SONDE_MAX_CAPTURE];
 };
-#define SONDE_DATA_EVENT_HEADER_BYTES ((unsigned long)&((struct sonde_data_event *)0)->data)
+#define SONDE_DATA_EVENT_HEADER_BYTES (sizeof(struct sonde_data_head))
 
 /* accept/connect/close on a TCP socket of a tracked process. */
 struct sonde_conn_event {
@@ -175,5 +180,11 @@ struct sonde_tracked_pid {
 /* Written by the kernel on connect() to a watched port, before user space
  * has confirmed the process; user space removes unconfirmed ones. */
 #define SONDE_TRACKED_PROVISIONAL 1u
+/* Written by user space for a process it judged not to match after the kernel
+ * tracked it provisionally: not tracked, and not tracked provisionally again
+ * (no record, no wake-up per connect of an excluded client). The kernel drops
+ * the entry when the process execs or exits; user space drops it when the pid
+ * now names another process. */
+#define SONDE_TRACKED_IGNORED 2u
 
 #endif /* SONDE_BPF_SHARED_EVENTS_H */

@@ -209,9 +209,16 @@ private:
 
     // fork() of a tracked process and listen()/connect() on a watched port
     // put the pid in the kernel filter before user space saw it; discovery
-    // has the last word.
+    // has the last word. A rejected process stays in the filter as ignored,
+    // so that an excluded client (a load generator) does not cost a record, a
+    // wake-up and a /proc scan per connection; the kernel drops that entry
+    // when the process execs or exits.
     void drop_unconfirmed(uint32_t pid) {
-        if (!discovery_.is_tracked(pid)) tracer_->untrack_pid(pid);
+        if (discovery_.is_tracked(pid)) return;
+        if (const auto start = discovery_.start_time_ticks(pid))
+            tracer_->ignore_pid(pid, *start);
+        else
+            tracer_->untrack_pid(pid);  // gone already
     }
 
     void apply(const std::vector<discovery::DiscoveryChange>& changes) {
@@ -258,10 +265,19 @@ private:
     // the kernel added on connect() whose record was lost, or left behind by a
     // lost exit record. Entries younger than the grace period may still have
     // their record on the way.
+    //
+    // Ignored entries stay while their process lives (the kernel removes them
+    // at exec and exit); one whose pid now names another process, or none
+    // (it exited between our check and our write), is removed.
     void reconcile_kernel_filter() {
         constexpr uint64_t kGraceNs = 2'000'000'000ull;
         const uint64_t now = clock_ns(CLOCK_MONOTONIC);
         for (const auto& entry : tracer_->kernel_tracked_pids()) {
+            if (entry.value.flags & SONDE_TRACKED_IGNORED) {
+                if (discovery_.start_time_ticks(entry.pid) != entry.value.proc_start_ns)
+                    tracer_->untrack_pid(entry.pid);
+                continue;
+            }
             if (discovery_.is_tracked(entry.pid)) continue;
             if (now < entry.value.since_ns + kGraceNs) continue;
             tracer_->untrack_pid(entry.pid);
@@ -368,7 +384,7 @@ private:
         mirror_export_counters();
         auto k = tracer_->kernel_counters();
         self_.kernel_ringbuf_full = k[SONDE_KCOUNTER_RINGBUF_FULL];
-        self_.kernel_inflight_missing = k[SONDE_KCOUNTER_INFLIGHT_MISSING];
+        self_.kernel_entry_missing = k[SONDE_KCOUNTER_ENTRY_MISSING];
         self_.kernel_read_user_failed = k[SONDE_KCOUNTER_READ_USER_FAILED];
         self_.kernel_tls_ciphertext_skipped = k[SONDE_KCOUNTER_TLS_CIPHERTEXT_SKIPPED];
         self_.kernel_tls_socket_unknown = k[SONDE_KCOUNTER_TLS_SOCKET_UNKNOWN];

@@ -117,7 +117,7 @@ void ConnectionTracker::on_connection(const sonde_conn_event& event) {
 }
 
 void ConnectionTracker::on_data(const ebpf::DataRecord& record) {
-    const sonde_data_event& ev = record.fixed;
+    const sonde_data_head& ev = record.fixed;
     if (!processes_.count(ev.hdr.pid)) return;
     Connection* conn = find_or_create(ev.hdr, ev.fd, ev.socket_cookie, ev.tuple);
     conn->last_activity_ns = ev.hdr.ts_exit_ns;

@@ -637,6 +637,13 @@ std::vector<std::string> ProcessDiscovery::inactive_criteria() const {
     return out;
 }
 
+std::optional<uint64_t> ProcessDiscovery::start_time_ticks(uint32_t pid) {
+    const auto text = read_capped(pid_dir_of(options_, pid) + "/stat", kStatMaxBytes, stats_);
+    const auto stat = text ? parse_proc_stat(*text) : std::nullopt;
+    if (!stat) return std::nullopt;
+    return stat->start_time_ticks;
+}
+
 std::vector<DiscoveryChange> ProcessDiscovery::rescan() {
     std::vector<DiscoveryChange> changes;
     std::unordered_map<uint64_t, SocketTable> netns_tables;

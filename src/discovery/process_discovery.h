@@ -139,6 +139,8 @@ public:
     std::vector<DiscoveryChange> on_exit(uint32_t pid);
 
     bool is_tracked(uint32_t pid) const { return tracked_.count(pid) != 0; }
+    // The start time of process `pid` (/proc/PID/stat), nullopt when it is gone.
+    std::optional<uint64_t> start_time_ticks(uint32_t pid);
     size_t tracked_count() const { return tracked_.size(); }
     // At least one instrument selector (active or not) is configured.
     bool has_selector() const;

@@ -10,13 +10,14 @@ namespace sonde::ebpf {
 static_assert(sizeof(sonde_event_header) == 40);
 static_assert(offsetof(sonde_event_header, proc_start_ns) == 16);
 static_assert(sizeof(sonde_conn_tuple) == 40);
-static_assert(offsetof(sonde_data_event, tuple) == 40);
-static_assert(offsetof(sonde_data_event, fd) == 80);
-static_assert(offsetof(sonde_data_event, socket_cookie) == 88);
-static_assert(offsetof(sonde_data_event, segments) == 104);
-static_assert(offsetof(sonde_data_event, tail_length) == 104 + 8 * SONDE_MAX_SEGMENTS);
-static_assert(offsetof(sonde_data_event, tail) == 176);
-static_assert(offsetof(sonde_data_event, data) == 176 + SONDE_TAIL_BYTES);
+static_assert(offsetof(sonde_data_head, tuple) == 40);
+static_assert(offsetof(sonde_data_head, fd) == 80);
+static_assert(offsetof(sonde_data_head, socket_cookie) == 88);
+static_assert(offsetof(sonde_data_head, segments) == 104);
+static_assert(offsetof(sonde_data_head, tail_length) == 104 + 8 * SONDE_MAX_SEGMENTS);
+static_assert(offsetof(sonde_data_head, tail) == 176);
+static_assert(sizeof(sonde_data_head) == 176 + SONDE_TAIL_BYTES);
+static_assert(offsetof(sonde_data_event, data) == sizeof(sonde_data_head));
 static_assert(sizeof(sonde_conn_event) == 96);
 static_assert(sizeof(sonde_proc_event) == 48);
 static_assert((SONDE_MAX_CAPTURE & (SONDE_MAX_CAPTURE - 1)) == 0, "capture size: power of two");
@@ -32,7 +33,7 @@ bool copy_fixed(std::span<const uint8_t> bytes, T& out) {
 }
 
 Record decode_data(std::span<const uint8_t> bytes) {
-    constexpr size_t fixed_bytes = offsetof(sonde_data_event, data);
+    constexpr size_t fixed_bytes = sizeof(sonde_data_head);
     if (bytes.size() < fixed_bytes) return DecodeError{"data record shorter than its header"};
     DataRecord rec{};
     std::memcpy(&rec.fixed, bytes.data(), fixed_bytes);

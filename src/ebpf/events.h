@@ -14,7 +14,7 @@
 namespace sonde::ebpf {
 
 struct DataRecord {
-    sonde_data_event fixed;            // everything before data[] (data[] itself not copied)
+    sonde_data_head fixed;             // the record's fixed part
     std::span<const uint8_t> payload;  // the captured bytes; valid only during the callback
 };
 

@@ -119,14 +119,24 @@ int SocketTracer::ring_callback(void* ctx, void* data, size_t size) {
 }
 
 void SocketTracer::track_pid(uint32_t pid, uint64_t start_time_ticks) {
+    write_pid_entry(pid, start_time_ticks, 0);
+}
+
+void SocketTracer::ignore_pid(uint32_t pid, uint64_t start_time_ticks) {
+    write_pid_entry(pid, start_time_ticks, SONDE_TRACKED_IGNORED);
+}
+
+void SocketTracer::write_pid_entry(uint32_t pid, uint64_t start_time_ticks, uint32_t flags) {
     sonde_tracked_pid value{};
     value.proc_start_ns = start_time_ticks;
     timespec now{};
     clock_gettime(CLOCK_MONOTONIC, &now);
     value.since_ns = uint64_t(now.tv_sec) * 1'000'000'000ull + uint64_t(now.tv_nsec);
+    value.flags = flags;
     if (bpf_map__update_elem(skel_->maps.tracked_pids, &pid, sizeof pid, &value, sizeof value,
                              BPF_ANY) != 0)
-        spdlog::warn("cannot track pid {}: {}", pid, std::strerror(errno));
+        spdlog::warn("cannot write the kernel filter entry of pid {}: {}", pid,
+                     std::strerror(errno));
 }
 
 void SocketTracer::untrack_pid(uint32_t pid) {

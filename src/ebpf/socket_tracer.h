@@ -58,6 +58,9 @@ public:
 
     void track_pid(uint32_t pid, uint64_t start_time_ticks);
     void untrack_pid(uint32_t pid);
+    // Marks a pid the kernel tracked provisionally, and discovery rejected, as
+    // ignored: its later connects to watched ports are not reported again.
+    void ignore_pid(uint32_t pid, uint64_t start_time_ticks);
     void watch_port(uint16_t port);
 
     struct KernelTrackedPid {
@@ -82,6 +85,8 @@ public:
     uint32_t tracked_pids_map_id() const;
 
 private:
+    void write_pid_entry(uint32_t pid, uint64_t start_time_ticks, uint32_t flags);
+
     struct SkeletonDeleter {
         void operator()(socket_trace* skel) const;
     };

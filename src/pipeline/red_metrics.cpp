@@ -145,26 +145,33 @@ void append_label_value(std::string& key, std::string_view value) {
     }
 }
 
-std::string series_key(const Span& span) {
+// Writes the key into `key`, reusing its capacity: no allocation per span
+// once the buffer has grown to the longest key.
+void series_key(const Span& span, std::string& key) {
     const NetEndpoint& server = span.server_endpoint();
-    const std::string empty;
-    const std::string& service_name = span.service ? span.service->service_name : empty;
-    const std::string& service_namespace = span.service ? span.service->service_namespace : empty;
-    const std::string status = std::to_string(span.status);
-    const std::string port = std::to_string(server.port);
+    const std::string_view service_name =
+        span.service ? std::string_view(span.service->service_name) : std::string_view();
+    const std::string_view service_namespace =
+        span.service ? std::string_view(span.service->service_namespace) : std::string_view();
+    char status[12];
+    char port[8];
+    const std::string_view status_text(
+        status, static_cast<size_t>(std::to_chars(status, status + sizeof status, span.status).ptr -
+                                    status));
+    const std::string_view port_text(
+        port, static_cast<size_t>(std::to_chars(port, port + sizeof port, server.port).ptr - port));
     // Same order as kLabelNames.
     const KeyParts values = {
-        span.method, status,       span.route,        server.address,
-        port,        service_name, service_namespace, span.scheme,
+        span.method, status_text,  span.route,        server.address,
+        port_text,   service_name, service_namespace, span.scheme,
     };
-    std::string key;
+    key.clear();
     for (size_t i = 0; i < values.size(); ++i) {
         if (i > 0) {
             key.push_back(kKeySeparator);
         }
         append_label_value(key, values[i]);
     }
-    return key;
 }
 
 void observe(HistogramData& histogram, const std::vector<double>& bounds, double value) {
@@ -367,8 +374,10 @@ void RedMetrics::record(const Span& span) {
                                                   : MetricFamily::ClientRequestBodySize);
     const size_t response_family = index_of(server ? MetricFamily::ServerResponseBodySize
                                                    : MetricFamily::ClientResponseBodySize);
-    // Built outside the lock: it is the expensive part of a record.
-    std::string key = series_key(span);
+    // Built outside the lock: it is the expensive part of a record. One
+    // buffer per recording thread, so the hot path does not allocate.
+    thread_local std::string key;
+    series_key(span, key);
 
     std::lock_guard lock(mutex_);
     auto& durations = histograms_[duration_family];
@@ -390,7 +399,7 @@ void RedMetrics::record(const Span& span) {
     observe(it->second, duration_buckets_, span.duration_seconds());
     observe(histograms_[request_family][key], request_size_buckets_,
             static_cast<double>(span.request_body_bytes));
-    observe(histograms_[response_family][std::move(key)], response_size_buckets_,
+    observe(histograms_[response_family][key], response_size_buckets_,
             static_cast<double>(span.response_body_bytes));
 }
 

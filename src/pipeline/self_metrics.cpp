@@ -25,8 +25,9 @@ constexpr SelfMetricInfo kSelfMetrics[] = {
      "Ring-buffer records dropped for being too short or of an unknown type."},
     {&SelfMetrics::kernel_ringbuf_full, "kernel_ringbuf_full", MetricType::Counter,
      "Events the kernel programs dropped because the ring buffer was full."},
-    {&SelfMetrics::kernel_inflight_missing, "kernel_inflight_missing", MetricType::Counter,
-     "Syscall exits the kernel programs saw without a matching entry."},
+    {&SelfMetrics::kernel_entry_missing, "kernel_entry_missing", MetricType::Counter,
+     "Send-family syscall exits whose entry was not seen (attached mid-call): the record's start "
+     "time is its exit time."},
     {&SelfMetrics::kernel_read_user_failed, "kernel_read_user_failed", MetricType::Counter,
      "Payload copies from user memory that failed in the kernel programs."},
     {&SelfMetrics::parse_errors, "parse_errors", MetricType::Counter,

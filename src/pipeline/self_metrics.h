@@ -11,7 +11,7 @@ struct SelfMetrics {
     std::atomic<uint64_t> events_read{0};          // ring-buffer records consumed
     std::atomic<uint64_t> events_malformed{0};     // records too short / unknown type
     std::atomic<uint64_t> kernel_ringbuf_full{0};  // mirrored from the kernel counter
-    std::atomic<uint64_t> kernel_inflight_missing{0};
+    std::atomic<uint64_t> kernel_entry_missing{0};
     std::atomic<uint64_t> kernel_read_user_failed{0};
     std::atomic<uint64_t> parse_errors{0};  // protocol bytes that did not parse
     std::atomic<uint64_t> lost_sync{0};     // gaps that hid a message boundary

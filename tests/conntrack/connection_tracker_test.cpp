@@ -14,7 +14,7 @@ constexpr uint32_t kPid = 1234;
 // Builds what the kernel would send for one syscall.
 struct RecordBuilder {
     std::vector<uint8_t> payload;
-    sonde_data_event fixed{};
+    sonde_data_head fixed{};
 
     RecordBuilder(int fd, uint8_t direction, std::string_view bytes, uint64_t enter, uint64_t exit,
                   uint64_t cookie = 0xabc, uint32_t length = 0) {

@@ -82,5 +82,46 @@ class ServiceNamingTest(unittest.TestCase):
             os.unlink(config)
 
 
+class ExcludedClientTest(unittest.TestCase):
+    """An excluded process connecting again and again to a watched port is
+    judged once: the kernel keeps it as ignored, so its later connections
+    bring no record, wake-up or /proc scan (issue 6: a load generator must not
+    cost the agent per connection). The server side stays fully counted."""
+
+    CONNECTIONS = 200
+
+    def test_excluded_client_judged_once_for_many_connections(self):
+        port = h.free_port()
+        binary = h.go_binary("http_server.go", "go_http_server")
+        # This test process (python3) is the client; exclude it by executable.
+        config = h.write_config(
+            "discovery:\n  instrument:\n"
+            f"    - open_ports: {port}\n"
+            "  exclude_instrument:\n    - exe_path: \"python3[.0-9]*$\"\n")
+        try:
+            with h.Agent(env={"SONDE_CONFIG_PATH": config, "SONDE_LOG_LEVEL": "debug"}) as agent, \
+                    h.Server([binary, str(port)], port) as srv:
+                agent.wait_instrumented(srv.pid)
+                for _ in range(self.CONNECTIONS):
+                    conn = h.RawConnection(port)
+                    conn.send(h.request_bytes("GET", "/status/200", close=True))
+                    conn.read_response()
+                    conn.close()
+                agent.wait_server_requests(port, self.CONNECTIONS)
+                time.sleep(0.5)  # records of the last connections are drained
+                me = os.getpid()
+                judged = len(re.findall(rf"process event type=7 pid={me} ", agent.logs()))
+                print(f"\n  {self.CONNECTIONS} connections from an excluded client: "
+                      f"{judged} connect record(s) for it, "
+                      f"{agent.server_requests(port):.0f} server requests counted")
+                self.assertEqual(judged, 1)
+                self.assertNotIn(f"instrumenting process pid={me} ", agent.logs())
+                self.assertEqual(agent.server_requests(port), self.CONNECTIONS)
+                client = h.metric_sum(agent.metrics(), "http_client_request_duration_seconds_count")
+                self.assertEqual(client, 0)
+        finally:
+            os.unlink(config)
+
+
 if __name__ == "__main__":
     unittest.main()

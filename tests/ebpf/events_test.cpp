@@ -10,7 +10,7 @@ namespace {
 
 std::vector<uint8_t> data_record(std::initializer_list<sonde_segment> segments,
                                  std::string_view payload) {
-    sonde_data_event ev{};
+    sonde_data_head ev{};
     ev.hdr.type = SONDE_EVENT_DATA;
     ev.hdr.pid = 42;
     ev.direction = SONDE_DIR_EGRESS;
@@ -21,9 +21,9 @@ std::vector<uint8_t> data_record(std::initializer_list<sonde_segment> segments,
         ev.total_length += s.length;
     }
     ev.captured_length = static_cast<uint32_t>(payload.size());
-    std::vector<uint8_t> bytes(offsetof(sonde_data_event, data) + payload.size());
-    std::memcpy(bytes.data(), &ev, offsetof(sonde_data_event, data));
-    std::memcpy(bytes.data() + offsetof(sonde_data_event, data), payload.data(), payload.size());
+    std::vector<uint8_t> bytes(sizeof(sonde_data_head) + payload.size());
+    std::memcpy(bytes.data(), &ev, sizeof(sonde_data_head));
+    std::memcpy(bytes.data() + sizeof(sonde_data_head), payload.data(), payload.size());
     return bytes;
 }
 
@@ -47,13 +47,13 @@ TEST(DecodeRecord, RejectsRecordsThatDoNotAddUp) {
     truncated.pop_back();
     auto segment_over = data_record({{6, 5}}, "hello!");
     auto bad_count = data_record({{5, 5}}, "hello");
-    bad_count[offsetof(sonde_data_event, segment_count)] = 0;
+    bad_count[offsetof(sonde_data_head, segment_count)] = 0;
     auto too_many = data_record({{5, 5}}, "hello");
-    too_many[offsetof(sonde_data_event, segment_count)] = SONDE_MAX_SEGMENTS + 1;
+    too_many[offsetof(sonde_data_head, segment_count)] = SONDE_MAX_SEGMENTS + 1;
     auto bad_direction = data_record({{5, 5}}, "hello");
-    bad_direction[offsetof(sonde_data_event, direction)] = 7;
+    bad_direction[offsetof(sonde_data_head, direction)] = 7;
     auto length_mismatch = data_record({{5, 5}}, "hello");
-    length_mismatch[offsetof(sonde_data_event, total_length)] = 9;
+    length_mismatch[offsetof(sonde_data_head, total_length)] = 9;
 
     std::vector<BadCase> cases = {
         {"empty", {}},

@@ -1,5 +1,6 @@
 // Pure HTTP/1 head parsing (RFC 9112 sections 2-6) over byte views.
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <string>
 
@@ -10,10 +11,21 @@ namespace sonde::protocols::http1 {
 
 namespace internal {
 
+namespace {
+// RFC 9110 token characters, as a table: every method and header name byte
+// goes through this test.
+constexpr std::array<bool, 256> kTchar = [] {
+    std::array<bool, 256> table{};
+    for (int c = '0'; c <= '9'; ++c) table[static_cast<size_t>(c)] = true;
+    for (int c = 'a'; c <= 'z'; ++c) table[static_cast<size_t>(c)] = true;
+    for (int c = 'A'; c <= 'Z'; ++c) table[static_cast<size_t>(c)] = true;
+    for (char c : std::string_view("!#$%&'*+-.^_`|~")) table[static_cast<uint8_t>(c)] = true;
+    return table;
+}();
+}  // namespace
+
 bool is_tchar(uint8_t c) {
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
-    constexpr std::string_view kSymbols = "!#$%&'*+-.^_`|~";
-    return kSymbols.find(static_cast<char>(c)) != std::string_view::npos;
+    return kTchar[c];
 }
 
 bool start_line_prefix_ok(std::span<const uint8_t> bytes, bool is_request) {

@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Where the kernel-side time of Sonde goes: per BPF program runs and
+run_time_ns per request, and the agent's CPU per request, for one nginx load.
+
+Usage (root): bench/profile_bpf.py [--close] [--tls] [--duration S] [--agent PATH]
+                                   [--floor]
+
+Starts nginx (plain or HTTPS), the agent (or with --floor the probe floor)
+selecting it, turns BPF run-time statistics on for the run, runs wrk and
+prints one line per program: runs per request, ns per run, ns per request.
+Complements bench/run.py, which reports only the totals.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, BENCH)
+import run as b  # noqa: E402
+h = b.h
+
+
+def program_names(pid):
+    """prog_id -> name, from bpftool when present (fdinfo carries no name)."""
+    import json
+    import subprocess
+    try:
+        out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True,
+                             text=True, timeout=20).stdout
+        return {p["id"]: p.get("name", "?") for p in json.loads(out)}
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return {}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--close", action="store_true", help="Connection: close (P2 shape)")
+    ap.add_argument("--tls", action="store_true", help="nginx over HTTPS (P4 shape)")
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--agent", default=os.path.join(b.REPO, "build", "sonde"))
+    ap.add_argument("--floor", action="store_true", help="profile build/sonde-probe-floor")
+    args = ap.parse_args()
+
+    workdir = tempfile.mkdtemp(prefix="sonde-prof-")
+    restore = b.enable_bpf_stats()
+    try:
+        tls = None
+        if args.tls:
+            tls = h.self_signed_cert(workdir)
+        srv = b.nginx(h.free_port(), workdir, tls=tls).start()
+        pids = srv.all_pids()
+        if args.floor:
+            libs = ["/usr/lib/x86_64-linux-gnu/libssl.so.3"] if args.tls else []
+            agent = b.ProbeFloor(os.path.join(b.REPO, "build", "sonde-probe-floor"), pids,
+                                 libs, workdir)
+        else:
+            agent = b.SondeAgent(args.agent, srv.port, pids, workdir)
+        b.warm_up(srv.port, args.tls)
+        time.sleep(0.5)
+        before = b.bpf_programs(agent.pid)
+        cpu0 = b.cpu_seconds(agent.pid)
+        scheme = "https" if args.tls else "http"
+        headers = ("Connection: close",) if args.close else ()
+        res = b.wrk(f"{scheme}://127.0.0.1:{srv.port}/status/200", 2, 32, args.duration,
+                    headers=headers)
+        if not args.floor:
+            agent.drain(at_least=res["requests"])
+        after = b.bpf_programs(agent.pid)
+        cpu = b.cpu_seconds(agent.pid) - cpu0
+        names = program_names(agent.pid)
+        n = res["requests"]
+        print(f"{n} requests, {res['rps']:.0f} req/s, agent CPU {cpu / n * 1e6:.2f} us/req, "
+              f"peak RSS {b.vm_hwm_mb(agent.pid):.1f} MB")
+        rows = []
+        for pid_, (ptype, cnt, t) in after.items():
+            _, cnt0, t0 = before.get(pid_, (ptype, 0, 0))
+            if cnt - cnt0:
+                rows.append((t - t0, names.get(pid_, str(pid_)), cnt - cnt0))
+        total = 0
+        for t, name, cnt in sorted(rows, reverse=True):
+            total += t
+            print(f"  {name:28s} runs/req {cnt / n:6.2f}  ns/run {t / cnt:8.0f}  "
+                  f"ns/req {t / n:8.0f}")
+        print(f"  {'total':28s} {'':27s} ns/req {total / n:8.0f}")
+        agent.stop()
+        srv.stop()
+    finally:
+        restore()
+        b.stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
