@@ -36,7 +36,7 @@
 /* Map sizes, in one place. */
 #define SONDE_MAX_TRACKED_PIDS 16384
 #define SONDE_MAX_WATCHED_PORTS 1024
-#define SONDE_RINGBUF_BYTES (16u * 1024u * 1024u)
+#define SONDE_RINGBUF_BYTES (4u * 1024u * 1024u)
 
 enum sonde_event_type {
     SONDE_EVENT_DATA = 1,       /* bytes read from / written to a TCP socket */

@@ -3,6 +3,7 @@
 // Data flow (docs/architecture.md): kernel programs -> ring buffer ->
 // decode -> connection tracker + protocol handlers -> spans -> RED metrics,
 // trace printer. Discovery decides which PIDs the kernel filter lets through.
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -111,6 +112,9 @@ public:
         apply(discovery_.rescan());
         spdlog::info("sonde {} running: {} process(es) instrumented", SONDE_VERSION,
                      discovery_.tracked_count());
+        // Loading parsed the kernel's BTF (about 12 MB, freed since); give the
+        // freed heap back rather than carry it for the agent's whole life.
+        malloc_trim(0);
 
         auto next_housekeeping = std::chrono::steady_clock::now();
         auto next_rescan = next_housekeeping + kRescanInterval;
@@ -125,6 +129,7 @@ public:
             if (now >= next_rescan) {
                 apply(discovery_.rescan());
                 reconcile_kernel_filter();
+                malloc_trim(0);  // heap freed by bursts (scans, exports) goes back too
                 next_rescan = now + kRescanInterval;
             }
         }
