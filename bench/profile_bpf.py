@@ -35,6 +35,22 @@ def program_names(pid):
         return {}
 
 
+def context_switches(pid):
+    """(voluntary, involuntary) context switches of all threads of `pid`."""
+    vol = invol = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        vol += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches:"):
+                        invol += int(line.split()[1])
+        except OSError:
+            pass
+    return vol, invol
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--close", action="store_true", help="Connection: close (P2 shape)")
@@ -60,6 +76,8 @@ def main():
             agent = b.SondeAgent(args.agent, srv.port, pids, workdir)
         b.warm_up(srv.port, args.tls)
         time.sleep(0.5)
+        watched = {"agent": agent.pid, **{f"nginx {p}": p for p in pids}}
+        switches0 = {k: context_switches(p) for k, p in watched.items()}
         before = b.bpf_programs(agent.pid)
         cpu0 = b.cpu_seconds(agent.pid)
         scheme = "https" if args.tls else "http"
@@ -69,11 +87,16 @@ def main():
         if not args.floor:
             agent.drain(at_least=res["requests"])
         after = b.bpf_programs(agent.pid)
+        switches = {k: tuple(x - y for x, y in zip(context_switches(p), switches0[k]))
+                    for k, p in watched.items()}
         cpu = b.cpu_seconds(agent.pid) - cpu0
         names = program_names(agent.pid)
         n = res["requests"]
         print(f"{n} requests, {res['rps']:.0f} req/s, agent CPU {cpu / n * 1e6:.2f} us/req, "
               f"peak RSS {b.vm_hwm_mb(agent.pid):.1f} MB")
+        for k, (vol, invol) in switches.items():
+            print(f"  context switches per request, {k}: voluntary {vol / n:.3f}, "
+                  f"involuntary {invol / n:.3f}")
         rows = []
         for pid_, (ptype, cnt, t) in after.items():
             _, cnt0, t0 = before.get(pid_, (ptype, 0, 0))

@@ -90,8 +90,7 @@ struct data_call {
 
 /* ---- TLS: OpenSSL calls in flight, and which socket carries each SSL object. */
 enum ssl_op {
-    SSL_OP_READ = 1,
-    SSL_OP_WRITE = 2,
+    SSL_OP_READ = 1, /* SSL_read or SSL_read_ex (writes need no state: see below) */
 };
 
 struct ssl_call {
@@ -150,7 +149,7 @@ struct {
  * pid_tgid on every syscall, and freed by the kernel with the thread. */
 struct thread_state {
     __u64 egress_enter_ns;  /* entry time of the send-family syscall in flight */
-    struct ssl_call ssl;    /* ssl.op != 0: an SSL_read/SSL_write in flight */
+    struct ssl_call ssl;    /* ssl.op != 0: an SSL_read in flight */
     /* The socket this thread last read from. A library used with memory
      * buffers (Node's TLS) never touches the socket inside SSL_read: the
      * runtime reads the ciphertext itself, on the same thread, just before. */
@@ -926,10 +925,28 @@ int raw_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 }
 #endif
 
-/* ---- TLS cleartext: uprobes on OpenSSL (libssl, or statically linked). Entry
- * saves the arguments; return emits the cleartext as a data record on the
- * socket the ciphertext travels on. */
-static __always_inline int ssl__enter(__u64 ssl, __u64 buffer, __u64 result_ptr, __u8 op)
+/* ---- TLS cleartext: uprobes on OpenSSL (libssl, or statically linked).
+ *
+ * Reads: entry saves the arguments; the return emits the cleartext (only the
+ * return knows how many bytes arrived) as a data record on the socket the
+ * ciphertext travels on.
+ *
+ * Writes: entry only. The cleartext and its length are arguments, and OpenSSL
+ * sends all of it or fails (without SSL_MODE_ENABLE_PARTIAL_WRITE, which the
+ * servers and clients probed here do not set), so the record is built at
+ * entry: emitted at once when the SSL object's socket is known, else parked
+ * until the thread's next socket write names it (the call's own ciphertext
+ * for socket BIOs; for memory-buffer users such as Node, the write the runtime
+ * issues right after). One trap per write instead of two. */
+
+/* `ssl` carries its ciphertext on a socket: look it up for tgid. */
+static __always_inline struct ssl_socket *ssl__known_socket(__u64 ssl, __u32 tgid)
+{
+    struct ssl_key key = {.ssl = ssl, .tgid = tgid};
+    return bpf_map_lookup_elem(&ssl_sockets, &key);
+}
+
+static __always_inline int ssl__read_enter(__u64 ssl, __u64 buffer, __u64 result_ptr)
 {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     if (!pid__tracked(pid_tgid >> 32))
@@ -943,15 +960,46 @@ static __always_inline int ssl__enter(__u64 ssl, __u64 buffer, __u64 result_ptr,
     st->ssl.ts_enter_ns = bpf_ktime_get_ns();
     st->ssl.sock = 0;
     st->ssl.fd = -1;
-    st->ssl.op = op;
+    st->ssl.op = SSL_OP_READ;
     return 0;
 }
 
-static __always_inline int ssl__exit(long ret)
+static __always_inline int ssl__write_enter(__u64 ssl, __u64 buffer, __u64 num)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (num == 0 || num > 0x7fffffff || !pid__tracked(pid_tgid >> 32))
+        return 0;
+    struct data_call call = {};
+    call.ts_enter_ns = bpf_ktime_get_ns();
+    call.buffer = buffer;
+    call.count = num;
+    call.fd = -1;
+    call.syscall = SONDE_SYS_SSL_WRITE;
+    call.kind = BUFFER_FLAT;
+    struct ssl_socket *known = ssl__known_socket(ssl, pid_tgid >> 32);
+    if (known) {
+        call.sock = known->sock;
+        call.fd = known->fd;
+        return data__emit(pid_tgid, &call, (long)num);
+    }
+    struct thread_state *st = thread__state(true);
+    __u32 zero = 0;
+    struct data_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+    if (!st || !s)
+        return 0;
+    if (data__build(s, pid_tgid, &call, (long)num)) {
+        s->event.head.socket_cookie = ssl;
+        if (bpf_map_update_elem(&pending_ssl_writes, &pid_tgid, &s->event, BPF_ANY) == 0)
+            st->pending_ssl_write = 1;
+    }
+    return 0;
+}
+
+static __always_inline int ssl__read_exit(long ret)
 {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     struct thread_state *st = thread__state(false);
-    if (!st || !st->ssl.op)
+    if (!st || st->ssl.op != SSL_OP_READ)
         return 0;
     struct ssl_call c = st->ssl;
     st->ssl.op = 0;
@@ -977,38 +1025,24 @@ static __always_inline int ssl__exit(long ret)
     struct ssl_socket *known = bpf_map_lookup_elem(&ssl_sockets, &key);
     if (!where.sock && known)
         where = *known;
-    if (!where.sock && c.op == SSL_OP_READ && bytes > 0)
+    if (!where.sock && bytes > 0)
         where = st->last_read;
     if (where.sock && (!known || known->sock != where.sock || known->fd != where.fd))
         ssl__remember_socket(&key, &where);
     if (bytes == 0)
         return 0;
+    if (!where.sock) {
+        counter__add(SONDE_KCOUNTER_TLS_SOCKET_UNKNOWN, 1);
+        return 0;
+    }
     struct data_call call = {};
     call.ts_enter_ns = c.ts_enter_ns;
     call.buffer = c.buffer;
     call.count = bytes;
     call.sock = where.sock;
     call.fd = where.fd;
-    call.syscall = c.op == SSL_OP_READ ? SONDE_SYS_SSL_READ : SONDE_SYS_SSL_WRITE;
+    call.syscall = SONDE_SYS_SSL_READ;
     call.kind = BUFFER_FLAT;
-    if (!where.sock && c.op == SSL_OP_WRITE) {
-        /* Built now (the buffer may be reused), sent by the thread's next write. */
-        __u32 zero = 0;
-        struct data_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-        if (!s)
-            return 0;
-        call.fd = -1;
-        if (data__build(s, pid_tgid, &call, (long)bytes)) {
-            s->event.head.socket_cookie = c.ssl;
-            if (bpf_map_update_elem(&pending_ssl_writes, &pid_tgid, &s->event, BPF_ANY) == 0)
-                st->pending_ssl_write = 1;
-        }
-        return 0;
-    }
-    if (!where.sock) {
-        counter__add(SONDE_KCOUNTER_TLS_SOCKET_UNKNOWN, 1);
-        return 0;
-    }
     return data__emit(pid_tgid, &call, (long)bytes);
 }
 
@@ -1016,35 +1050,35 @@ static __always_inline int ssl__exit(long ret)
 SEC("uprobe")
 int BPF_KPROBE(uprobe_ssl_read, void *ssl, void *buf)
 {
-    return ssl__enter((__u64)ssl, (__u64)buf, 0, SSL_OP_READ);
+    return ssl__read_enter((__u64)ssl, (__u64)buf, 0);
 }
 
 /* int SSL_read_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes) */
 SEC("uprobe")
 int BPF_KPROBE(uprobe_ssl_read_ex, void *ssl, void *buf, __u64 num, void *readbytes)
 {
-    return ssl__enter((__u64)ssl, (__u64)buf, (__u64)readbytes, SSL_OP_READ);
+    return ssl__read_enter((__u64)ssl, (__u64)buf, (__u64)readbytes);
 }
 
 /* int SSL_write(SSL *ssl, const void *buf, int num) */
 SEC("uprobe")
-int BPF_KPROBE(uprobe_ssl_write, void *ssl, void *buf)
+int BPF_KPROBE(uprobe_ssl_write, void *ssl, void *buf, int num)
 {
-    return ssl__enter((__u64)ssl, (__u64)buf, 0, SSL_OP_WRITE);
+    return num > 0 ? ssl__write_enter((__u64)ssl, (__u64)buf, (__u64)num) : 0;
 }
 
 /* int SSL_write_ex(SSL *ssl, const void *buf, size_t num, size_t *written) */
 SEC("uprobe")
-int BPF_KPROBE(uprobe_ssl_write_ex, void *ssl, void *buf, __u64 num, void *written)
+int BPF_KPROBE(uprobe_ssl_write_ex, void *ssl, void *buf, __u64 num)
 {
-    return ssl__enter((__u64)ssl, (__u64)buf, (__u64)written, SSL_OP_WRITE);
+    return ssl__write_enter((__u64)ssl, (__u64)buf, num);
 }
 
-/* One return probe serves all four: the saved call says which it was. */
+/* One return probe serves both reads: the saved call says which it was. */
 SEC("uretprobe")
-int BPF_KRETPROBE(uretprobe_ssl, int ret)
+int BPF_KRETPROBE(uretprobe_ssl_read, int ret)
 {
-    return ssl__exit(ret);
+    return ssl__read_exit(ret);
 }
 
 /* void SSL_free(SSL *ssl): its address may be reused for another connection. */

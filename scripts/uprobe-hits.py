@@ -17,7 +17,7 @@ restored at exit) the kernel counts every run of every BPF program
 (`run_cnt` in `bpftool -j prog show`). The TLS programs are recognised by
 name: every program the agent's process holds (prog_id in its
 /proc/PID/fdinfo) whose name contains "ssl" (case insensitive), e.g.
-uprobe_ssl_read, uprobe_ssl_write_ex, uretprobe_ssl.
+uprobe_ssl_read, uprobe_ssl_write_ex, uretprobe_ssl_read.
 The names are not final; the match is deliberately loose. Return probes and
 any SSL_free probe count as hits too: they all cost a uprobe trip.
 

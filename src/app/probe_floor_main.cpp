@@ -140,9 +140,9 @@ struct TlsFunction {
 };
 constexpr std::array<TlsFunction, 5> kTlsFunctions = {{
     {"SSL_read", true},
-    {"SSL_write", true},
+    {"SSL_write", false},
     {"SSL_read_ex", true},
-    {"SSL_write_ex", true},
+    {"SSL_write_ex", false},
     {"SSL_free", false},
 }};
 

@@ -208,9 +208,9 @@ TlsAttachResult SocketTracer::attach_tls_library(const std::string& path,
     attach(progs->uprobe_ssl_read_ex, offsets.ssl_read_ex, false);
     attach(progs->uprobe_ssl_write, offsets.ssl_write, false);
     attach(progs->uprobe_ssl_write_ex, offsets.ssl_write_ex, false);
-    for (uint64_t offset :
-         {offsets.ssl_read, offsets.ssl_read_ex, offsets.ssl_write, offsets.ssl_write_ex})
-        attach(progs->uretprobe_ssl, offset, true);
+    // Only reads need their return (the byte count); a write is complete at entry.
+    for (uint64_t offset : {offsets.ssl_read, offsets.ssl_read_ex})
+        attach(progs->uretprobe_ssl_read, offset, true);
     attach(progs->uprobe_ssl_free, offsets.ssl_free, false);
     return result;
 }
