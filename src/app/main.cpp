@@ -127,7 +127,7 @@ public:
                 next_housekeeping = now + std::chrono::seconds(1);
             }
             if (now >= next_rescan) {
-                apply(discovery_.rescan());
+                apply(discovery_.rescan(rescan_scope(now)));
                 reconcile_kernel_filter();
                 malloc_trim(0);  // heap freed by bursts (scans, exports) goes back too
                 next_rescan = now + kRescanInterval;
@@ -145,6 +145,20 @@ public:
 private:
     static constexpr int kPollMs = 50;
     static constexpr auto kRescanInterval = std::chrono::seconds(5);
+    static constexpr auto kFullRescanInterval = std::chrono::seconds(60);
+
+    // Every minute, or when the kernel lost records since the last rescan (a
+    // listen() or connect() report may be among them), every process is judged
+    // again; in between only processes never judged are.
+    discovery::ProcessDiscovery::RescanScope rescan_scope(
+        std::chrono::steady_clock::time_point now) {
+        const uint64_t lost = tracer_->kernel_counters()[SONDE_KCOUNTER_RINGBUF_FULL];
+        const bool full = now >= next_full_rescan_ || lost != lost_at_last_rescan_;
+        lost_at_last_rescan_ = lost;
+        if (!full) return discovery::ProcessDiscovery::RescanScope::Unjudged;
+        next_full_rescan_ = now + kFullRescanInterval;
+        return discovery::ProcessDiscovery::RescanScope::Full;
+    }
 
     // Client-side and listen-time selection: connect()/listen() on one of
     // these ports is reported, and filtered in, by the kernel at once.
@@ -439,6 +453,8 @@ private:
     discovery::ProcessDiscovery discovery_;
     discovery::TlsLibraryFinder tls_libraries_;
     bool watches_ports_ = false;  // selectors name ports: clients are picked at connect()
+    std::chrono::steady_clock::time_point next_full_rescan_{};  // the first rescan is full
+    uint64_t lost_at_last_rescan_ = 0;
     std::unique_ptr<pipeline::RedMetrics> otlp_red_;  // OTLP buckets differ from Prometheus'
     std::unique_ptr<exporter::otlp::BatchSpanProcessor> span_export_;
     const exporter::otlp::ExporterStats* span_exporter_stats_ = nullptr;  // owned by span_export_

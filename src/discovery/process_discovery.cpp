@@ -313,6 +313,17 @@ bool excluded(ScanContext& ctx, ProcessFacts& facts) {
     return false;
 }
 
+// Exclusions the executable alone decides go first: an excluded process (a
+// load generator, a health checker) then costs no fd walk and no socket table.
+bool excluded_by_executable(ScanContext& ctx, ProcessFacts& facts) {
+    for (const CompiledSelector& selector : ctx.exclude) {
+        if (selector.spec.open_ports.empty() && match_criteria(selector, facts)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 struct SelectorMatch {
     const Selector* selector = nullptr;  // null in listener mode
     std::string description;
@@ -441,6 +452,9 @@ std::optional<IdentityPtr> evaluate_process(ScanContext& ctx, uint32_t pid,
         seen->exe_path = exe_path;
     }
     ProcessFacts facts(ctx, pid_dir, std::move(exe_path), evidence);
+    if (excluded_by_executable(ctx, facts)) {
+        return std::nullopt;
+    }
     auto match = match_instrument(ctx, facts);
     if (!match) {
         return std::nullopt;
@@ -644,7 +658,7 @@ std::optional<uint64_t> ProcessDiscovery::start_time_ticks(uint32_t pid) {
     return stat->start_time_ticks;
 }
 
-std::vector<DiscoveryChange> ProcessDiscovery::rescan() {
+std::vector<DiscoveryChange> ProcessDiscovery::rescan(RescanScope scope) {
     std::vector<DiscoveryChange> changes;
     std::unordered_map<uint64_t, SocketTable> netns_tables;
     ScanContext ctx{options_,       instrument_, exclude_,     selector_ports_,
@@ -684,13 +698,21 @@ std::vector<DiscoveryChange> ProcessDiscovery::rescan() {
     // Sorted so the order of changes does not depend on directory order.
     std::sort(pids.begin(), pids.end());
 
+    if (scope == RescanScope::Full || judged_.size() > kMaxProcEntries) {
+        judged_.clear();
+    }
     for (const uint32_t pid : pids) {
         if (tracked_.count(pid) != 0) {
+            continue;
+        }
+        if (scope == RescanScope::Unjudged && judged_.count(pid) != 0) {
             continue;
         }
         if (auto identity = evaluate_process(ctx, pid, nullptr)) {
             tracked_.emplace(pid, *identity);
             changes.push_back(instrument_change(pid, std::move(*identity)));
+        } else {
+            judged_.insert(pid);
         }
     }
     return changes;

@@ -126,10 +126,22 @@ public:
     ProcessDiscovery(ProcessDiscovery&&) noexcept;
     ProcessDiscovery& operator=(ProcessDiscovery&&) noexcept;
 
-    // Full /proc walk: new matches, tracked processes that are gone or were
+    // Which processes a periodic rescan evaluates.
+    enum class RescanScope {
+        Full,      // every process
+        Unjudged,  // only those not judged since the last full rescan
+    };
+    // Unjudged is what a periodic rescan needs between full ones: the kernel
+    // reports exec(), listen() and connect() to a watched port for every
+    // process, and each report re-judges that process, so a process judged
+    // once changes its answer only through an event, unless events were lost
+    // (the caller then asks for Full). Skipping them spares the socket tables,
+    // which cost the most on a host with many short connections.
+    //
+    // A /proc walk: new matches, tracked processes that are gone or were
     // replaced (pid reuse detected by start time), and tracked processes that
     // now match a port exclusion.
-    std::vector<DiscoveryChange> rescan();
+    std::vector<DiscoveryChange> rescan(RescanScope scope = RescanScope::Full);
 
     // Cheap targeted checks driven by kernel events. on_listen / on_connect
     // take the port as evidence the socket exists (it may not be in /proc yet).
@@ -164,6 +176,8 @@ private:
     PortSet selector_ports_;    // both: the client connections worth reading
     bool listener_mode_ = false;
     std::unordered_map<uint32_t, std::shared_ptr<const pipeline::ServiceIdentity>> tracked_;
+    // Processes a rescan evaluated without a match, since the last full one.
+    std::unordered_set<uint32_t> judged_;
     DiscoveryStats stats_;
     // Bounded: the oldest entries go first; an exit removes its own.
     static constexpr size_t kMaxRememberedExecs = 1024;

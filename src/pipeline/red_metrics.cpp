@@ -126,6 +126,13 @@ size_t utf8_sequence_length(std::string_view s, size_t i) {
 // of rendering as a duplicate.
 void append_label_value(std::string& key, std::string_view value) {
     static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+    // Nearly every value is short ASCII: taken whole, without decoding.
+    if (value.size() <= kMaxLabelValueBytes && std::all_of(value.begin(), value.end(), [](char c) {
+            return static_cast<unsigned char>(c) < 0x80 && c != kKeySeparator;
+        })) {
+        key.append(value);
+        return;
+    }
     const size_t start = key.size();
     size_t i = 0;
     while (i < value.size()) {
@@ -367,50 +374,58 @@ const std::vector<double>& RedMetrics::bounds_of(MetricFamily family) const {
 }
 
 void RedMetrics::record(const Span& span) {
-    const bool server = span.kind == SpanKind::Server;
-    const size_t duration_family =
-        index_of(server ? MetricFamily::ServerDuration : MetricFamily::ClientDuration);
-    const size_t request_family = index_of(server ? MetricFamily::ServerRequestBodySize
-                                                  : MetricFamily::ClientRequestBodySize);
-    const size_t response_family = index_of(server ? MetricFamily::ServerResponseBodySize
-                                                   : MetricFamily::ClientResponseBodySize);
+    const size_t kind = span.kind == SpanKind::Server ? kServerSeries : kClientSeries;
     // Built outside the lock: it is the expensive part of a record. One
     // buffer per recording thread, so the hot path does not allocate.
     thread_local std::string key;
     series_key(span, key);
 
     std::lock_guard lock(mutex_);
-    auto& durations = histograms_[duration_family];
-    auto it = durations.find(key);
-    if (it == durations.end()) {
-        // A label set is one series per family it lands in, but it always
-        // lands in its kind's duration family, so the two duration maps
-        // together count the distinct label sets the cap is about.
-        if (histograms_[index_of(MetricFamily::ServerDuration)].size() +
-                histograms_[index_of(MetricFamily::ClientDuration)].size() >=
-            max_series_) {
+    auto& series = series_[kind];
+    auto it = series.find(key);
+    if (it == series.end()) {
+        if (series_[kServerSeries].size() + series_[kClientSeries].size() >= max_series_) {
             // Counts refused observations: remembering which label sets were
             // refused would itself be the unbounded memory the cap prevents.
             ++dropped_series_;
             return;
         }
-        it = durations.try_emplace(key).first;
+        it = series.try_emplace(key).first;
     }
-    observe(it->second, duration_buckets_, span.duration_seconds());
-    observe(histograms_[request_family][key], request_size_buckets_,
+    RequestSeries& histograms = it->second;
+    observe(histograms.duration, duration_buckets_, span.duration_seconds());
+    observe(histograms.request_size, request_size_buckets_,
             static_cast<double>(span.request_body_bytes));
-    observe(histograms_[response_family][key], response_size_buckets_,
+    observe(histograms.response_size, response_size_buckets_,
             static_cast<double>(span.response_body_bytes));
 }
 
 std::array<RedMetrics::SeriesList, kMetricFamilyCount> RedMetrics::copy_series() const {
+    // Where each family's histogram lives (which kind's map, which member), in
+    // MetricFamily order.
+    struct Location {
+        size_t kind;
+        HistogramData RequestSeries::*histogram;
+    };
+    static constexpr std::array<Location, kMetricFamilyCount> kLocations = {{
+        {kServerSeries, &RequestSeries::duration},       // ServerDuration
+        {kClientSeries, &RequestSeries::duration},       // ClientDuration
+        {kServerSeries, &RequestSeries::request_size},   // ServerRequestBodySize
+        {kServerSeries, &RequestSeries::response_size},  // ServerResponseBodySize
+        {kClientSeries, &RequestSeries::request_size},   // ClientRequestBodySize
+        {kClientSeries, &RequestSeries::response_size},  // ClientResponseBodySize
+    }};
     // Copy under the lock, format outside it: the event loop records while
     // the scrape and export threads read, and formatting is the slow part.
     std::array<SeriesList, kMetricFamilyCount> copy;
     {
         std::lock_guard lock(mutex_);
         for (size_t f = 0; f < kMetricFamilyCount; ++f) {
-            copy[f].assign(histograms_[f].begin(), histograms_[f].end());
+            const Location& where = kLocations[index_of(kFamilies[f].family)];
+            const auto& series = series_[where.kind];
+            copy[f].reserve(series.size());
+            for (const auto& [key, histograms] : series)
+                copy[f].emplace_back(key, histograms.*where.histogram);
         }
     }
     // Sorted so successive scrapes diff cleanly, snapshots line up series by

@@ -104,8 +104,16 @@ private:
     std::vector<double> response_size_buckets_;
     size_t max_series_;
     uint64_t dropped_series_ = 0;
-    // One map per MetricFamily; key: '\x1f'-joined label values, in label order
-    std::array<std::unordered_map<std::string, HistogramData>, kMetricFamilyCount> histograms_;
+    // The three histograms of one label set (one lookup per request records all three).
+    struct RequestSeries {
+        HistogramData duration;
+        HistogramData request_size;
+        HistogramData response_size;
+    };
+    static constexpr size_t kServerSeries = 0;
+    static constexpr size_t kClientSeries = 1;
+    // Server and client label sets; key: '\x1f'-joined label values, in label order.
+    std::array<std::unordered_map<std::string, RequestSeries>, 2> series_;
 };
 
 }  // namespace sonde::pipeline

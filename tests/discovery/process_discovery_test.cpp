@@ -230,6 +230,26 @@ TEST_F(ProcessDiscoveryFake, MatchesAListenerOnAnOpenPort) {
     EXPECT_TRUE(discovery.rescan().empty());
 }
 
+TEST_F(ProcessDiscoveryFake, UnjudgedRescanSkipsProcessesAlreadyJudged) {
+    add_standard_processes();
+    DiscoveryOptions options = options_for(tree);
+    options.instrument = {by_ports("8080")};
+    ProcessDiscovery discovery(options);
+    ASSERT_EQ(describe(discovery.rescan()), (Lines{"instrument 100 nginx"}));
+
+    // cron (103) starts listening on 8080 without any event reaching us: an
+    // unjudged-only rescan does not look at it again, a full one does.
+    tree.add({.pid = 103, .comm = "cron", .exe = "/usr/sbin/cron", .sockets = {7301}});
+    tree.set_tcp("103/net", {{8080, 7301}}, {});
+    using Scope = ProcessDiscovery::RescanScope;
+    EXPECT_TRUE(discovery.rescan(Scope::Unjudged).empty());
+    // A process never judged is evaluated by either.
+    tree.add({.pid = 104, .comm = "api", .exe = "/usr/bin/api", .sockets = {7401}});
+    tree.set_tcp("104/net", {{8080, 7401}}, {});
+    EXPECT_EQ(describe(discovery.rescan(Scope::Unjudged)), (Lines{"instrument 104 api"}));
+    EXPECT_EQ(describe(discovery.rescan(Scope::Full)), (Lines{"instrument 103 cron"}));
+}
+
 TEST_F(ProcessDiscoveryFake, MatchesAnIpv6ListenerAndPortRanges) {
     add_standard_processes();
     DiscoveryOptions options = options_for(tree);

@@ -465,6 +465,27 @@ bool Http1ConnectionHandler::step_uncaptured(Stream& s, uint64_t count, uint64_t
 
 bool Http1ConnectionHandler::read_head(Stream& s, const uint8_t* p, size_t available, uint64_t& pos,
                                        const StreamPiece& piece, std::vector<Exchange>& out) {
+    // Usually a whole head arrives in one piece: parse it in one pass, where it
+    // lies. Only a head still incomplete here goes through the scanner, which
+    // finds its end across pieces, and the buffer.
+    if (s.block_bytes == 0 && s.head_buffer.empty()) {
+        HeadParseResult parsed = parse_head({p, available}, s.carries_requests, limits_);
+        if (parsed.status == ParseStatus::Complete) {
+            s.block_bytes = parsed.consumed;
+            pos += parsed.consumed;
+            if (s.carries_requests) {
+                on_request_head(s, parsed.head, piece, out);
+            } else {
+                on_response_head(s, parsed.head, piece, out);
+            }
+            return true;
+        }
+        if (parsed.status == ParseStatus::Invalid) {
+            fail(s, parsed.error == internal::kErrHeadTooLarge ? Failure::Oversized
+                                                               : Failure::ParseError);
+            return false;
+        }
+    }
     const std::optional<size_t> end = s.scanner.feed({p, available});
     const size_t take = end.value_or(available);
     if (s.block_bytes + take > limits_.max_head_bytes) {

@@ -129,10 +129,30 @@ bool is_digit(char c) {
 }
 
 // field-vchar / SP / HTAB; obs-text (>= 0x80) is tolerated as RFC 9110 allows.
+bool is_field_value_byte(uint8_t c) {
+    return (c >= 0x20 || c == '\t') && c != 0x7f;
+}
+
+// Every header value goes through this, so it looks at eight bytes at a time:
+// a word with no control byte (below 0x20) and no DEL is accepted at once;
+// only a word holding one (a tab, or a real error) is looked at byte by byte.
 bool is_field_value_text(std::string_view s) {
-    for (char ch : s) {
-        const auto c = static_cast<uint8_t>(ch);
-        if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+    constexpr uint64_t kOnes = 0x0101010101010101ull;
+    constexpr uint64_t kHighs = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= s.size(); i += 8) {
+        uint64_t x = 0;
+        std::memcpy(&x, s.data() + i, 8);
+        const uint64_t below_space = (x - kOnes * 0x20) & ~x & kHighs;
+        const uint64_t del = x ^ (kOnes * 0x7f);
+        const uint64_t has_del = (del - kOnes) & ~del & kHighs;
+        if ((below_space | has_del) == 0) continue;
+        for (size_t j = i; j < i + 8; ++j) {
+            if (!is_field_value_byte(static_cast<uint8_t>(s[j]))) return false;
+        }
+    }
+    for (; i < s.size(); ++i) {
+        if (!is_field_value_byte(static_cast<uint8_t>(s[i]))) return false;
     }
     return true;
 }
