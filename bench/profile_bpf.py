@@ -3,12 +3,17 @@
 run_time_ns per request, and the agent's CPU per request, for one nginx load.
 
 Usage (root): bench/profile_bpf.py [--close] [--tls] [--duration S] [--agent PATH]
-                                   [--floor]
+                                   [--floor | --stage full|socket|header|payload]
 
 Starts nginx (plain or HTTPS), the agent (or with --floor the probe floor)
 selecting it, turns BPF run-time statistics on for the run, runs wrk and
 prints one line per program: runs per request, ns per run, ns per request.
 Complements bench/run.py, which reports only the totals.
+
+--stage runs the agent with benchmark_kernel_stage: its kernel programs stop
+after finding the socket, after building a record's header, or after copying
+the payload, so successive runs show what each step of a data record costs
+(the agent then reports nothing, and its CPU is only its idle loop).
 """
 
 import argparse
@@ -58,6 +63,8 @@ def main():
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--agent", default=os.path.join(b.REPO, "build", "sonde"))
     ap.add_argument("--floor", action="store_true", help="profile build/sonde-probe-floor")
+    ap.add_argument("--stage", default="full", choices=["full", "socket", "header", "payload"],
+                    help="benchmark_kernel_stage of the agent (default full)")
     args = ap.parse_args()
 
     workdir = tempfile.mkdtemp(prefix="sonde-prof-")
@@ -73,7 +80,8 @@ def main():
             agent = b.ProbeFloor(os.path.join(b.REPO, "build", "sonde-probe-floor"), pids,
                                  libs, workdir)
         else:
-            agent = b.SondeAgent(args.agent, srv.port, pids, workdir)
+            agent = b.SondeAgent(args.agent, srv.port, pids, workdir,
+                                 extra_env={"SONDE_BENCHMARK_KERNEL_STAGE": args.stage})
         b.warm_up(srv.port, args.tls)
         time.sleep(0.5)
         watched = {"agent": agent.pid, **{f"nginx {p}": p for p in pids}}
@@ -84,7 +92,7 @@ def main():
         headers = ("Connection: close",) if args.close else ()
         res = b.wrk(f"{scheme}://127.0.0.1:{srv.port}/status/200", 2, 32, args.duration,
                     headers=headers)
-        if not args.floor:
+        if not args.floor and args.stage == "full":
             agent.drain(at_least=res["requests"])
         after = b.bpf_programs(agent.pid)
         switches = {k: tuple(x - y for x, y in zip(context_switches(p), switches0[k]))

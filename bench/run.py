@@ -299,7 +299,7 @@ def http_get(url, timeout=5):
 class SondeAgent:
     """build/sonde selecting the server by its port, the load generator excluded."""
 
-    def __init__(self, binary, port, server_pids, workdir, exclude_clients=True):
+    def __init__(self, binary, port, server_pids, workdir, exclude_clients=True, extra_env=None):
         self.prom_port = h.free_port()
         self.log_path = os.path.join(workdir, f"agent-{port}.log")
         env = {k: v for k, v in os.environ.items()
@@ -307,6 +307,7 @@ class SondeAgent:
         env.update({"SONDE_OPEN_PORT": str(port), "SONDE_TRACE_PRINTER": "disabled",
                     "SONDE_PROMETHEUS_PORT": str(self.prom_port),
                     "SONDE_PROMETHEUS_ADDRESS": "127.0.0.1", "SONDE_LOG_LEVEL": "info"})
+        env.update(extra_env or {})
         argv = [binary]
         if exclude_clients:
             config = os.path.join(workdir, "sonde-bench.yml")
@@ -807,6 +808,18 @@ def existing_tls_section(path):
     return (rest if j < 0 else rest[:j]).rstrip() + "\n"
 
 
+def hand_written_sections(path):
+    """The sections after the TLS one (analysis written by hand): kept as they are."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return ""
+    i = text.find(TLS_HEADING)
+    j = text.find("\n## ", i + len(TLS_HEADING)) if i >= 0 else -1
+    return text[j + 1:].rstrip() + "\n" if j >= 0 else ""
+
+
 def splice_uprobe_hits(section, tables, today):
     """Replaces the result tables after "Result on this machine" with fresh ones."""
     lines = section.split("\n")
@@ -1260,6 +1273,9 @@ def render(args, scs, mach, started_at, command, elapsed, sides_p4, floor_note,
                    f"({today}):\n\n{uprobe_tables}")
     else:
         out.append(splice_uprobe_hits(section, uprobe_tables, today).rstrip())
+    tail = hand_written_sections(args.output)
+    if tail:
+        out += ["", tail.rstrip()]
     return "\n".join(out) + "\n"
 
 

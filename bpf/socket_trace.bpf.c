@@ -38,6 +38,7 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u32 capture_limit = SONDE_MAX_CAPTURE; /* <= SONDE_MAX_CAPTURE */
 const volatile __u32 agent_pid = 0;                     /* never report the agent itself */
 const volatile __u64 wakeup_bytes = SONDE_RINGBUF_BYTES / 4;
+const volatile __u32 bench_stage = SONDE_BENCH_STAGE_FULL; /* enum sonde_bench_stage */
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
@@ -581,11 +582,18 @@ static __always_inline __u64 data__build(struct data_scratch *s, __u64 pid_tgid,
 
 static __always_inline int data__emit(__u64 pid_tgid, struct data_call *call, long ret)
 {
+    /* Benchmark stages (constant at load time: the verifier drops the dead code). */
+    if (bench_stage == SONDE_BENCH_STAGE_SOCKET)
+        return 0;
+    if (bench_stage == SONDE_BENCH_STAGE_HEADER)
+        call->kind = BUFFER_NONE;
     __u32 zero = 0;
     struct data_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
     if (!s)
         return 0;
     __u64 size = data__build(s, pid_tgid, call, ret);
+    if (bench_stage != SONDE_BENCH_STAGE_FULL)
+        return 0;
     if (size && !ring__output(&s->event, size, ring__wakeup_flag()))
         counter__add(SONDE_KCOUNTER_DATA_EVENTS, 1);
     return 0;

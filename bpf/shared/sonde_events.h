@@ -84,6 +84,15 @@ enum sonde_syscall {
     SONDE_SYS_MMAP = 17,
 };
 
+/* How far a data record gets: benchmark_kernel_stage (docs/performance.md).
+ * Anything but FULL is for measuring where the per-request cost goes. */
+enum sonde_bench_stage {
+    SONDE_BENCH_STAGE_FULL = 0,    /* the product: records built and written to the ring */
+    SONDE_BENCH_STAGE_SOCKET = 1,  /* socket and thread state resolved, no record */
+    SONDE_BENCH_STAGE_HEADER = 2,  /* + record header built (no payload, not written) */
+    SONDE_BENCH_STAGE_PAYLOAD = 3, /* + payload copied from user memory (not written) */
+};
+
 /* Kernel-side counters, one slot each in a per-CPU array. */
 enum sonde_kernel_counter {
     SONDE_KCOUNTER_RINGBUF_FULL = 0,     /* records lost: ring buffer reservation failed */

@@ -86,6 +86,10 @@ public:
         tracer_options.capture_bytes = cfg_.capture_bytes;
         tracer_options.agent_pid = uint32_t(getpid());
         tracer_options.force_raw_tracepoints = cfg_.force_raw_tracepoints;
+        tracer_options.bench_stage = bench_stage(cfg_.benchmark_kernel_stage);
+        if (tracer_options.bench_stage != SONDE_BENCH_STAGE_FULL)
+            spdlog::warn("benchmark_kernel_stage={}: measuring only, no records are produced",
+                         cfg_.benchmark_kernel_stage);
         tracer_ = std::make_unique<ebpf::SocketTracer>(
             tracer_options, [this](std::span<const uint8_t> bytes) { on_record(bytes); });
         watch_ports();
@@ -112,6 +116,7 @@ public:
         apply(discovery_.rescan());
         spdlog::info("sonde {} running: {} process(es) instrumented", SONDE_VERSION,
                      discovery_.tracked_count());
+        next_full_rescan_ = std::chrono::steady_clock::now() + kFullRescanInterval;
         // Loading parsed the kernel's BTF (about 12 MB, freed since); give the
         // freed heap back rather than carry it for the agent's whole life.
         malloc_trim(0);
@@ -143,6 +148,13 @@ public:
     }
 
 private:
+    static uint32_t bench_stage(const std::string& name) {
+        if (name == "socket") return SONDE_BENCH_STAGE_SOCKET;
+        if (name == "header") return SONDE_BENCH_STAGE_HEADER;
+        if (name == "payload") return SONDE_BENCH_STAGE_PAYLOAD;
+        return SONDE_BENCH_STAGE_FULL;
+    }
+
     static constexpr int kPollMs = 50;
     static constexpr auto kRescanInterval = std::chrono::seconds(5);
     static constexpr auto kFullRescanInterval = std::chrono::seconds(60);
@@ -453,7 +465,7 @@ private:
     discovery::ProcessDiscovery discovery_;
     discovery::TlsLibraryFinder tls_libraries_;
     bool watches_ports_ = false;  // selectors name ports: clients are picked at connect()
-    std::chrono::steady_clock::time_point next_full_rescan_{};  // the first rescan is full
+    std::chrono::steady_clock::time_point next_full_rescan_{};  // set after the initial full scan
     uint64_t lost_at_last_rescan_ = 0;
     std::unique_ptr<pipeline::RedMetrics> otlp_red_;  // OTLP buckets differ from Prometheus'
     std::unique_ptr<exporter::otlp::BatchSpanProcessor> span_export_;

@@ -148,10 +148,11 @@ struct Config {
     std::string executable_name;  // RE2 regex over the executable path
     std::string service_name;     // overrides every discovered name
     std::string service_namespace;
-    std::string log_level = "info";          // trace, debug, info, warn, error
-    std::string trace_printer = "disabled";  // disabled, text, json
-    uint32_t capture_bytes = 4096;           // payload prefix copied per syscall
-    bool force_raw_tracepoints = false;      // ignore tracefs even when mounted
+    std::string log_level = "info";               // trace, debug, info, warn, error
+    std::string trace_printer = "disabled";       // disabled, text, json
+    uint32_t capture_bytes = 4096;                // payload prefix copied per syscall
+    bool force_raw_tracepoints = false;           // ignore tracefs even when mounted
+    std::string benchmark_kernel_stage = "full";  // full | socket | header | payload
 
     Discovery discovery;
     PrometheusExport prometheus_export;

@@ -833,6 +833,14 @@ std::vector<OptionSpec> make_table() {
     t.push_back(option("force_raw_tracepoints", env("FORCE_RAW_TRACEPOINTS"),
                        "Use raw syscall tracepoints even when tracefs is mounted.",
                        SONDE_FIELD(force_raw_tracepoints), BoolCodec{}));
+    t.push_back(option("benchmark_kernel_stage", env("BENCHMARK_KERNEL_STAGE"),
+                       "For overhead measurement only (`bench/profile_bpf.py --stage`): how far "
+                       "the kernel programs take each data record. `full` builds and sends it; "
+                       "`socket` stops once the socket is found, `header` after building the "
+                       "record's header, `payload` after copying the payload, and then Sonde "
+                       "reports nothing.",
+                       SONDE_FIELD(benchmark_kernel_stage),
+                       ChoiceCodec{{"full", "socket", "header", "payload"}, {}}));
 
     const OptionSpec instrument =
         selector_list("discovery.instrument",

@@ -78,6 +78,7 @@ SocketTracer::SocketTracer(const SocketTracerOptions& options, RecordHandler on_
     skel_->rodata->capture_limit =
         options.capture_bytes > SONDE_MAX_CAPTURE ? SONDE_MAX_CAPTURE : options.capture_bytes;
     skel_->rodata->agent_pid = options.agent_pid;
+    skel_->rodata->bench_stage = options.bench_stage;
 
     const bool tracefs = !find_tracefs_with_syscalls().empty();
     family_ = (tracefs && !options.force_raw_tracepoints) ? SyscallHookFamily::Tracepoints

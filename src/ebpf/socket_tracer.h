@@ -28,6 +28,8 @@ struct SocketTracerOptions {
     uint32_t agent_pid = 0;
     // Unset: tracepoints when tracefs is mounted, raw tracepoints otherwise.
     bool force_raw_tracepoints = false;
+    // enum sonde_bench_stage: how far data records get (measurement only).
+    uint32_t bench_stage = SONDE_BENCH_STAGE_FULL;
 };
 
 // File offsets of a TLS library's functions (0: the file does not have it).

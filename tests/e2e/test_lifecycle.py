@@ -99,5 +99,27 @@ class TracefsModeTest(unittest.TestCase):
             self.assertEqual(agent.server_requests(port), 3)
 
 
+class BenchmarkStageTest(unittest.TestCase):
+    """benchmark_kernel_stage (bench/profile_bpf.py --stage) really stops the kernel
+    programs before the ring: the process is instrumented, its requests are served,
+    and not one record reaches the agent; the default stage counts them all."""
+
+    def run_stage(self, stage):
+        port = h.free_port()
+        env = {"SONDE_OPEN_PORT": str(port), "SONDE_BENCHMARK_KERNEL_STAGE": stage}
+        with h.Agent(env=env) as agent, h.go_server(port) as srv:
+            agent.wait_instrumented(srv.pid)
+            h.send_gets(port, ["/status/200"] * 20)
+            time.sleep(1.0)  # more than the agent's 50 ms drain timer
+            return agent.logs(), agent.server_requests(port)
+
+    def test_payload_stage_emits_nothing_full_counts_all(self):
+        logs, counted = self.run_stage("payload")
+        self.assertEqual(counted, 0)
+        self.assertIn("benchmark_kernel_stage=payload", logs)
+        logs, counted = self.run_stage("full")
+        self.assertEqual(counted, 20)
+
+
 if __name__ == "__main__":
     unittest.main()
