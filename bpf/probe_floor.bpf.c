@@ -88,9 +88,7 @@ SEC("raw_tp/sys_enter")
 int floor_raw_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
     __u8 sc = syscall__from_nr((long)ctx->args[1]);
-    if (!sc || sc == SONDE_SYS_READ || sc == SONDE_SYS_READV || sc == SONDE_SYS_RECVFROM ||
-        sc == SONDE_SYS_RECVMSG || sc == SONDE_SYS_ACCEPT || sc == SONDE_SYS_ACCEPT4 ||
-        sc == SONDE_SYS_CONNECT)
+    if (!sc || !syscall__hooked_at_entry(sc))
         return 0;
     return floor__lookup();
 }
@@ -102,7 +100,7 @@ int floor_raw_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
     struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
     __u8 sc = syscall__from_nr(BPF_CORE_READ(regs, orig_ax));
-    if (!sc || sc == SONDE_SYS_CLOSE || sc == SONDE_SYS_LISTEN || sc == SONDE_SYS_MMAP)
+    if (!sc || !syscall__hooked_at_exit(sc))
         return 0;
     return floor__lookup();
 }

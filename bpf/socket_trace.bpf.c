@@ -79,6 +79,7 @@ struct sock_head {
  * from the thread's state. */
 struct data_call {
     __u64 ts_enter_ns;
+    __u64 ts_exit_ns;
     __u64 buffer; /* user pointer: buffer, iovec array or msghdr */
     __u64 count;  /* buffer length or iovec count */
     __u64 sock;   /* struct sock * of the fd */
@@ -97,7 +98,7 @@ enum ssl_op {
 struct ssl_call {
     __u64 ssl;         /* SSL * */
     __u64 buffer;      /* cleartext buffer */
-    __u64 result_ptr;  /* _ex forms: size_t *readbytes / *written; 0 otherwise */
+    __u64 result_ptr;  /* SSL_read_ex: size_t *readbytes; 0 for SSL_read */
     __u64 ts_enter_ns;
     __u64 sock;        /* socket of a syscall issued inside the call; 0: none seen */
     __s32 fd;
@@ -134,10 +135,11 @@ struct {
     __type(value, __u8);
 } tls_sockets SEC(".maps");
 
-/* Cleartext written by a memory-buffer user (Node) before its socket is known:
- * the runtime writes the ciphertext on the same thread right after SSL_write
- * returns, and that write names the socket. The record is built at once (the
- * buffer may be gone by then) and parked here, with the SSL * in
+/* Cleartext of an SSL_write whose SSL object's socket is not known yet: the
+ * thread's next socket write carries its ciphertext and names the socket (the
+ * call's own write for socket BIOs; for memory-buffer users such as Node, the
+ * write the runtime issues right after SSL_write returns). The record is built
+ * at once (the buffer may be reused) and parked here, with the SSL * in
  * socket_cookie until the socket is known. One per thread, for microseconds. */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -231,10 +233,15 @@ static __always_inline int ring__output(void *record, __u64 size, __u64 flags)
     return err;
 }
 
+static __always_inline bool entry__ignored(const struct sonde_tracked_pid *entry)
+{
+    return entry && (entry->flags & SONDE_TRACKED_IGNORED);
+}
+
 static __always_inline bool pid__tracked(__u32 tgid)
 {
     struct sonde_tracked_pid *entry = bpf_map_lookup_elem(&tracked_pids, &tgid);
-    return entry && !(entry->flags & SONDE_TRACKED_IGNORED);
+    return entry && !entry__ignored(entry);
 }
 
 /* Adds a PID to the filter before user space has confirmed it; user space
@@ -253,8 +260,7 @@ static __always_inline bool track__provisionally(__u32 tgid, bool replace)
  * frees its pid. */
 static __always_inline void ignored__forget(__u32 tgid)
 {
-    struct sonde_tracked_pid *entry = bpf_map_lookup_elem(&tracked_pids, &tgid);
-    if (entry && (entry->flags & SONDE_TRACKED_IGNORED))
+    if (entry__ignored(bpf_map_lookup_elem(&tracked_pids, &tgid)))
         bpf_map_delete_elem(&tracked_pids, &tgid);
 }
 
@@ -382,13 +388,6 @@ static __always_inline bool syscall__is_ingress(__u8 sc)
 {
     return sc == SONDE_SYS_READ || sc == SONDE_SYS_READV || sc == SONDE_SYS_RECVFROM ||
            sc == SONDE_SYS_RECVMSG || sc == SONDE_SYS_SSL_READ;
-}
-
-/* Send-family syscalls: their record starts at entry, the only thing noted there. */
-static __always_inline bool syscall__is_egress_data(__u8 sc)
-{
-    return sc == SONDE_SYS_WRITE || sc == SONDE_SYS_WRITEV || sc == SONDE_SYS_SENDTO ||
-           sc == SONDE_SYS_SENDMSG || sc == SONDE_SYS_SENDFILE;
 }
 
 static __always_inline void emit__conn(__u64 pid_tgid, __u64 ts_enter, __u64 ts_exit,
@@ -523,13 +522,12 @@ static __always_inline void capture__iovec_tail(struct sonde_data_event *ev, __u
 }
 
 /* Builds the record of a finished call with `ret` > 0 bytes in the per-CPU
- * scratch; returns its size (0: no scratch). */
+ * scratch; returns its size. */
 static __always_inline __u64 data__build(struct data_scratch *s, __u64 pid_tgid,
                                          struct data_call *call, long ret)
 {
-    __u64 ts_exit = bpf_ktime_get_ns();
     struct sonde_data_event *ev = &s->event;
-    header__fill(&ev->head.hdr, SONDE_EVENT_DATA, pid_tgid, call->ts_enter_ns, ts_exit);
+    header__fill(&ev->head.hdr, SONDE_EVENT_DATA, pid_tgid, call->ts_enter_ns, call->ts_exit_ns);
     if (call->head.family)
         tuple__fill(&ev->head.tuple, (struct sock *)call->sock, &call->head);
     else
@@ -624,6 +622,9 @@ static __always_inline void ssl__flush_pending_write(__u64 pid_tgid, struct thre
     tuple__fill(&ev->head.tuple, sk, head);
     ev->head.fd = where.fd;
     ev->head.socket_cookie = where.sock;
+    /* Clamped here, not in a shared helper: the verifier needs the bound on
+     * the very register passed to the ring (a shared copy lets the compiler
+     * merge both clamps and lose it). */
     __u64 size = SONDE_DATA_EVENT_HEADER_BYTES + ev->head.captured_length;
     if (size > sizeof(struct sonde_data_event))
         size = sizeof(struct sonde_data_event);
@@ -698,8 +699,7 @@ static __always_inline int on_sys_enter(__u8 sc, int fd)
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     if (sc == SONDE_SYS_LISTEN)
         return on_listen_enter(pid_tgid, fd);
-    if (sc != SONDE_SYS_CLOSE && !syscall__is_egress_data(sc))
-        return 0;
+    /* Otherwise close() or a send (syscall__hooked_at_entry; mmap has its own handler). */
     if (!pid__tracked(pid_tgid >> 32))
         return 0;
     if (sc == SONDE_SYS_CLOSE)
@@ -728,7 +728,7 @@ static __always_inline int on_connect_exit(long ret)
     __u32 tgid = pid_tgid >> 32;
     struct pt_regs *regs = syscall__regs();
     struct sonde_tracked_pid *entry = bpf_map_lookup_elem(&tracked_pids, &tgid);
-    if (entry && (entry->flags & SONDE_TRACKED_IGNORED))
+    if (entry__ignored(entry))
         return 0; /* judged already: not a record per connection */
     if (!entry &&
         !on_untracked_connect(pid_tgid, PT_REGS_PARM2_SYSCALL(regs), PT_REGS_PARM3_SYSCALL(regs)))
@@ -764,7 +764,6 @@ static __always_inline int on_data_exit(__u8 sc, long ret)
     }
     if (!pid__tracked(pid_tgid >> 32))
         return 0;
-    __u64 now = bpf_ktime_get_ns();
     struct pt_regs *regs = syscall__regs();
     int fd = (int)PT_REGS_PARM1_SYSCALL(regs);
     struct data_call call = {};
@@ -774,7 +773,7 @@ static __always_inline int on_data_exit(__u8 sc, long ret)
     bool ingress = syscall__is_ingress(sc);
     struct thread_state *st = thread__state(ingress);
 
-    call.ts_enter_ns = now;
+    call.ts_enter_ns = call.ts_exit_ns = bpf_ktime_get_ns();
     call.sock = (__u64)sk;
     call.fd = fd;
     call.syscall = sc;
@@ -910,9 +909,8 @@ SEC("raw_tp/sys_enter")
 int raw_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
     __u8 sc = syscall__from_nr((long)ctx->args[1]);
-    if (!sc || syscall__is_ingress(sc) || sc == SONDE_SYS_ACCEPT || sc == SONDE_SYS_ACCEPT4 ||
-        sc == SONDE_SYS_CONNECT)
-        return 0; /* handled at exit only */
+    if (!sc || !syscall__hooked_at_entry(sc))
+        return 0;
     struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
     if (sc == SONDE_SYS_MMAP) /* mmap(addr, len, prot, flags, fd, off) */
         return on_mmap_enter(BPF_CORE_READ(regs, dx), BPF_CORE_READ(regs, r10),
@@ -927,7 +925,7 @@ int raw_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
     struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
     __u8 sc = syscall__from_nr(BPF_CORE_READ(regs, orig_ax));
-    if (!sc || sc == SONDE_SYS_CLOSE || sc == SONDE_SYS_LISTEN || sc == SONDE_SYS_MMAP)
+    if (!sc || !syscall__hooked_at_exit(sc))
         return 0;
     return on_sys_exit(sc, (long)ctx->args[1]);
 }
@@ -978,7 +976,7 @@ static __always_inline int ssl__write_enter(__u64 ssl, __u64 buffer, __u64 num)
     if (num == 0 || num > 0x7fffffff || !pid__tracked(pid_tgid >> 32))
         return 0;
     struct data_call call = {};
-    call.ts_enter_ns = bpf_ktime_get_ns();
+    call.ts_enter_ns = call.ts_exit_ns = bpf_ktime_get_ns();
     call.buffer = buffer;
     call.count = num;
     call.fd = -1;
@@ -1030,7 +1028,7 @@ static __always_inline int ssl__read_exit(long ret)
      * before reading anything). */
     struct ssl_key key = {.ssl = c.ssl, .tgid = pid_tgid >> 32};
     struct ssl_socket where = {.sock = c.sock, .fd = c.fd};
-    struct ssl_socket *known = bpf_map_lookup_elem(&ssl_sockets, &key);
+    struct ssl_socket *known = ssl__known_socket(c.ssl, key.tgid);
     if (!where.sock && known)
         where = *known;
     if (!where.sock && bytes > 0)
@@ -1045,6 +1043,7 @@ static __always_inline int ssl__read_exit(long ret)
     }
     struct data_call call = {};
     call.ts_enter_ns = c.ts_enter_ns;
+    call.ts_exit_ns = bpf_ktime_get_ns();
     call.buffer = c.buffer;
     call.count = bytes;
     call.sock = where.sock;

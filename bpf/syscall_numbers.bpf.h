@@ -6,6 +6,29 @@
 
 #include "sonde_events.h"
 
+/* Send-family syscalls: their record starts at entry, the only thing noted there. */
+static __always_inline bool syscall__is_egress_data(__u8 sc)
+{
+    return sc == SONDE_SYS_WRITE || sc == SONDE_SYS_WRITEV || sc == SONDE_SYS_SENDTO ||
+           sc == SONDE_SYS_SENDMSG || sc == SONDE_SYS_SENDFILE;
+}
+
+/* Which hooked syscalls Sonde looks at on entry: the sends (start time),
+ * close() (the fd still names the socket), listen() and mmap(). Every other
+ * one is handled at exit only, where its arguments are still in the saved
+ * registers. */
+static __always_inline bool syscall__hooked_at_entry(__u8 sc)
+{
+    return sc == SONDE_SYS_CLOSE || sc == SONDE_SYS_LISTEN || sc == SONDE_SYS_MMAP ||
+           syscall__is_egress_data(sc);
+}
+
+/* ... and on exit: everything but close(), listen() and mmap(). */
+static __always_inline bool syscall__hooked_at_exit(__u8 sc)
+{
+    return sc != SONDE_SYS_CLOSE && sc != SONDE_SYS_LISTEN && sc != SONDE_SYS_MMAP;
+}
+
 #if defined(__TARGET_ARCH_x86)
 static __always_inline __u8 syscall__from_nr(long nr)
 {

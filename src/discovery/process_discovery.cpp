@@ -667,9 +667,7 @@ std::vector<DiscoveryChange> ProcessDiscovery::rescan(RescanScope scope) {
     // Forget first, so a reused pid is re-evaluated below as a new process.
     std::vector<uint32_t> stale;
     for (const auto& [pid, identity] : tracked_) {
-        const auto text = read_capped(pid_dir_of(options_, pid) + "/stat", kStatMaxBytes, stats_);
-        const auto stat = text ? parse_proc_stat(*text) : std::nullopt;
-        if (!stat || stat->start_time_ticks != identity->start_time_ticks) {
+        if (start_time_ticks(pid) != identity->start_time_ticks) {
             stale.push_back(pid);
         } else if (!exclude_ports_.empty() && excluded_now(ctx, *identity, nullptr)) {
             stale.push_back(pid);

@@ -85,22 +85,29 @@ def curl_each(port, plan, scheme="https"):
     return done
 
 
+def run_plan_client(name, argv, plan):
+    """Runs a client that makes every request of `plan` and prints one line per
+    request; returns (its pid, the lines)."""
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, f"{name}: rc {p.returncode}: {err.decode()}"
+    lines = out.decode().splitlines()
+    assert len(lines) == len(plan), lines
+    return p.pid, lines
+
+
 def urllib_client(port, plan):
     """One client_urllib.py process, a new connection per request; [Request]."""
     argv = ["python3", os.path.join(h.SERVERS, "client_urllib.py"), "--cafile", CERT]
     for method, path, body, _ in plan:
         argv += ["--method", method, "--data", "-" if body is None else body,
                  f"https://127.0.0.1:{port}{path}"]
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = p.communicate(timeout=60)
-    assert p.returncode == 0, f"client_urllib.py: rc {p.returncode}: {err.decode()}"
-    lines = out.decode().splitlines()
-    assert len(lines) == len(plan), lines
+    pid, lines = run_plan_client("client_urllib.py", argv, plan)
     done = []
     for (method, path, body, want), line in zip(plan, lines):
         status, _url, local_port = line.split()
         assert int(status) == want, f"{method} {path}: {line}"
-        done.append(Request(p.pid, method, path, int(status), int(local_port), len(body or "")))
+        done.append(Request(pid, method, path, int(status), int(local_port), len(body or "")))
     return done
 
 
@@ -251,16 +258,12 @@ def node_client(base, plan, cafile=None):
     """Runs NODE_CLIENT over `plan`; returns [Request]."""
     argv = ["node", "-e", NODE_CLIENT, base, cafile or "-",
             json.dumps([[m, p, b] for m, p, b, _ in plan])]
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = p.communicate(timeout=60)
-    assert p.returncode == 0, f"node client: rc {p.returncode}: {err.decode()}"
-    lines = out.decode().splitlines()
-    assert len(lines) == len(plan), lines
+    pid, lines = run_plan_client("node client", argv, plan)
     done = []
     for (method, path, body, want), line in zip(plan, lines):
         status, local_port = (int(v) for v in line.split())
         assert status == want, f"{method} {path}: {status}, wanted {want}"
-        done.append(Request(p.pid, method, path, status, local_port, len(body or "")))
+        done.append(Request(pid, method, path, status, local_port, len(body or "")))
     return done
 
 
