@@ -859,6 +859,45 @@ def run_uprobe_hits(agent):
     return text, None
 
 
+# What one item of each microbenchmark is; the figure is CPU time per item.
+MICROBENCH_ITEMS = {
+    "BM_Http1_ParseRequestHead": "request head parsed (7 fields, traceparent)",
+    "BM_Http1_ParseResponseHead": "response head parsed",
+    "BM_Http1_HandlerExchange": "HTTP/1.1 request + response through the connection handler",
+    "BM_Http2_": "HTTP/2 request + response (one stream) through the connection handler",
+    "BM_Hpack_": "header block decoded",
+    "BM_ConnectionTracker_": "request + response records to one span",
+    "BM_RouteMatcher_": "route decision for one request",
+    "BM_RedMetrics_Record": "span recorded in the RED histograms",
+    "BM_Otlp_": "span encoded for OTLP (batch size after the /)",
+}
+MICROBENCH_HEADING = "## Parser and pipeline microbenchmarks (`build/sonde_bench`)"
+
+
+def run_microbenchmarks(path, quick):
+    """Google Benchmark's figures from build/sonde_bench: (markdown table, None) or (None, why)."""
+    if not os.access(path, os.X_OK):
+        return None, f"no {os.path.relpath(path, REPO)} (make build)"
+    min_time = "0.05" if quick else "0.5"
+    try:
+        out = subprocess.run([path, "--benchmark_format=json", f"--benchmark_min_time={min_time}"],
+                             capture_output=True, text=True, timeout=600, check=True).stdout
+        results = json.loads(out)["benchmarks"]
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError) as err:
+        return None, f"{os.path.relpath(path, REPO)} failed: {err}"
+    rows = ["| benchmark | one item is | ns per item (CPU) |", "|---|---|---:|"]
+    for b in results:
+        if b.get("error_occurred"):
+            rows.append(f"| {b['name']} | | error: {b.get('error_message', '?')} |")
+            continue
+        per_item = b.get("per_item")
+        if per_item is None:
+            continue
+        what = next((v for k, v in MICROBENCH_ITEMS.items() if b["name"].startswith(k)), "")
+        rows.append(f"| {b['name']} | {what} | {per_item * 1e9:,.0f} |")
+    return "\n".join(rows), None
+
+
 # ---------------------------------------------------------------- main
 
 def describe_binary(path):
@@ -904,6 +943,8 @@ def main():
                          "to the µs) or hey -q (latencies to 0.1 ms only)")
     ap.add_argument("--instrument-client", action="store_true",
                     help="let Sonde instrument the load generator too (client side)")
+    ap.add_argument("--microbench", default=os.path.join(REPO, "build", "sonde_bench"),
+                    help="Google Benchmark binary whose figures join the report")
     ap.add_argument("--output", default=os.path.join(REPO, "docs", "performance.md"))
     ap.add_argument("--no-write", action="store_true", help="print the report only")
     args = ap.parse_args()
@@ -944,6 +985,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix="sonde-bench-")
     cert_dir = None
     uprobe_tables = uprobe_error = None
+    micro_table, micro_error = None, "not run"
     scs = {}
     restore_stats = None
     try:
@@ -1061,6 +1103,9 @@ def main():
             scs[sc.key] = sc
             print(f"   ({time.monotonic() - t0:.0f} s)", flush=True)
 
+        print("\n== Microbenchmarks (build/sonde_bench)", flush=True)
+        micro_table, micro_error = run_microbenchmarks(args.microbench, args.quick)
+        print(micro_table or f"failed: {micro_error}", flush=True)
         if not args.quick:
             print("\n== TLS uprobe hits per request (scripts/uprobe-hits.py)", flush=True)
             uprobe_tables, uprobe_error = run_uprobe_hits(args.agent)
@@ -1084,7 +1129,7 @@ def main():
             sides_p4 = 2
     elapsed = time.monotonic() - t_start
     report = render(args, scs, mach, started_at, command, elapsed, sides_p4, bench.floor_note,
-                    uprobe_tables, uprobe_error)
+                    uprobe_tables, uprobe_error, micro_table, micro_error)
     print("\n" + report)
     if not args.no_write:
         with open(args.output, "w") as f:
@@ -1225,7 +1270,7 @@ def wrap(text, width=100):
 
 
 def render(args, scs, mach, started_at, command, elapsed, sides_p4, floor_note,
-           uprobe_tables, uprobe_error):
+           uprobe_tables, uprobe_error, micro_table, micro_error):
     today = started_at.strftime("%Y-%m-%d")
     out = ["# Performance", "",
            "Figures here are produced by scripts in the repository; rerun them to check. "
@@ -1259,6 +1304,14 @@ def render(args, scs, mach, started_at, command, elapsed, sides_p4, floor_note,
                     f"libssl as nginx, so its SSL calls hit the probes as well "
                     f"({sides_p4} side{'s' if sides_p4 > 1 else ''} counted in the target). "
                     "The per-side figures with a non-OpenSSL peer are in the TLS section below."]
+    out += ["", MICROBENCH_HEADING, ""]
+    if micro_table:
+        out += [f"`{os.path.basename(args.microbench)} --benchmark_min_time="
+                f"{'0.05' if args.quick else '0.5'}`, run after the scenarios above on the same "
+                "machine; the parsers run on bytes in memory, so these are the agent's own costs "
+                "without the kernel's.", "", micro_table]
+    else:
+        out.append(f"Not measured in this run: {micro_error}.")
     section = existing_tls_section(args.output)
     out.append("")
     if section is None and uprobe_tables is None:
