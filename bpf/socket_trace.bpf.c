@@ -36,6 +36,8 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Tunables, set by user space between open and load. */
 const volatile __u32 capture_limit = SONDE_MAX_CAPTURE; /* <= SONDE_MAX_CAPTURE */
+/* bpf_loop exists (Linux 5.17+): probed by user space before load. */
+const volatile bool has_bpf_loop = false;
 const volatile __u32 agent_pid = 0;                     /* never report the agent itself */
 const volatile __u64 wakeup_bytes = SONDE_RINGBUF_BYTES / 4;
 const volatile __u32 bench_stage = SONDE_BENCH_STAGE_FULL; /* enum sonde_bench_stage */
@@ -198,7 +200,20 @@ struct {
  * length. The tail beyond data[] lets the verifier accept copies at a
  * variable offset below SONDE_MAX_CAPTURE of a length the verifier only
  * knows to be below 2 * SONDE_MAX_CAPTURE. */
+/* Where a walk over a call's iovecs stands. It lives in the scratch map, not
+ * on the stack: the verifier does not track map values, so every iteration of
+ * the walk looks the same to it and the loop is verified once. */
+struct iovec_walk {
+    __u64 iov_ptr;
+    __u64 iovcnt;
+    __u64 total;   /* bytes the call moved */
+    __u64 scanned; /* bytes of the iovecs walked so far */
+    __u32 offset;  /* bytes captured so far (data[] is filled back to back) */
+    __u32 _pad;
+};
+
 struct data_scratch {
+    struct iovec_walk walk;
     struct sonde_data_event event;
     __u8 overflow[2 * SONDE_MAX_CAPTURE];
 };
@@ -449,38 +464,63 @@ static __always_inline __u32 capture__copy(struct data_scratch *s, __u32 offset,
     return n;
 }
 
-/* Describes `iovcnt` iovecs covering `total` bytes as segments. */
+/* One iovec of the walk: copies its bytes after those already captured.
+ * Returns 1 to stop (end of the payload, budget spent, or a fault). Used as a
+ * bpf_loop callback, which the verifier checks once, whatever the count. */
+static long capture__iovec_step(__u32 i, void *unused)
+{
+    __u32 zero = 0;
+    struct data_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+    if (!s)
+        return 1;
+    struct iovec_walk *w = &s->walk;
+    if (i >= w->iovcnt || w->scanned >= w->total || w->offset >= capture_limit)
+        return 1;
+    struct iovec iov = {};
+    if (bpf_probe_read_user(&iov, sizeof(iov), (const void *)(w->iov_ptr + i * sizeof(iov)))) {
+        counter__add(SONDE_KCOUNTER_READ_USER_FAILED, 1);
+        return 1;
+    }
+    __u64 left = w->total - w->scanned;
+    __u64 len = iov.iov_len < left ? iov.iov_len : left;
+    __u32 got = capture__copy(s, w->offset, (__u64)iov.iov_base, len);
+    w->offset += got;
+    if (got < len)
+        return 1; /* the captured stream ends here: a gap would follow */
+    w->scanned += len;
+    return 0;
+}
+
+/* Describes `iovcnt` iovecs covering `total` bytes as one segment: their bytes
+ * are copied back to back while the capture budget lasts, so a write made of
+ * many small iovecs (gRPC's HTTP/2 frames, one per header field) is captured
+ * as the contiguous stream it is. What follows the budget, a fault or the
+ * last walked iovec is counted as uncaptured. */
 static __always_inline __u32 capture__iovec(struct data_scratch *s, __u64 iov_ptr, __u64 iovcnt,
                                             __u64 total)
 {
-    struct sonde_data_event *ev = &s->event;
-    __u32 offset = 0;
-    __u64 remaining = total;
-    __u32 i;
-    for (i = 0; i < SONDE_MAX_SEGMENTS; i++) {
-        if (i >= iovcnt || remaining == 0)
-            break;
-        struct iovec iov = {};
-        if (bpf_probe_read_user(&iov, sizeof(iov), (const void *)(iov_ptr + i * sizeof(iov)))) {
-            counter__add(SONDE_KCOUNTER_READ_USER_FAILED, 1);
-            break;
+    struct iovec_walk *w = &s->walk;
+    w->iov_ptr = iov_ptr;
+    w->iovcnt = iovcnt;
+    w->total = total;
+    w->scanned = 0;
+    w->offset = 0;
+    if (has_bpf_loop) {
+        bpf_loop(SONDE_MAX_TAIL_SCAN_IOVECS, capture__iovec_step, NULL, 0);
+    } else {
+        /* Before Linux 5.17 an open loop this long is beyond the verifier's budget. */
+        for (__u32 i = 0; i < SONDE_MAX_IOVECS_WITHOUT_BPF_LOOP; i++) {
+            if (capture__iovec_step(i, NULL))
+                break;
         }
-        __u64 seg_len = iov.iov_len < remaining ? iov.iov_len : remaining;
-        __u64 seg_from_this_iov = seg_len;
-        /* The last slot also accounts for bytes of the iovecs it cannot describe. */
-        if (i == SONDE_MAX_SEGMENTS - 1)
-            seg_len = remaining;
-        __u32 got = capture__copy(s, offset, (__u64)iov.iov_base, seg_from_this_iov);
-        ev->head.segments[i].captured = got;
-        ev->head.segments[i].length = (__u32)seg_len;
-        offset += got;
-        remaining -= seg_len;
     }
-    /* Bytes the iovecs did not explain (should not happen) go to the last segment. */
-    if (remaining && i > 0 && i <= SONDE_MAX_SEGMENTS)
-        ev->head.segments[(i - 1) & (SONDE_MAX_SEGMENTS - 1)].length += (__u32)remaining;
-    ev->head.segment_count = i;
-    return offset;
+    __u32 captured = w->offset;
+    if (captured > SONDE_MAX_CAPTURE)
+        captured = SONDE_MAX_CAPTURE;
+    s->event.head.segments[0].captured = captured;
+    s->event.head.segments[0].length = (__u32)total;
+    s->event.head.segment_count = 1;
+    return captured;
 }
 
 /* Copies the last bytes of a buffer that ends at `end` and holds `avail`

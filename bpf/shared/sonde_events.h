@@ -23,15 +23,18 @@
 /* Upper bound of payload bytes copied out of one syscall. Must be a power of
  * two: the kernel side masks offsets with (SONDE_MAX_CAPTURE - 1). */
 #define SONDE_MAX_CAPTURE 4096
-/* A readv/writev/sendmsg/recvmsg record describes at most this many iovecs;
- * bytes of further iovecs are counted in the last segment as uncaptured. */
+/* A record describes its payload as at most this many segments (user space
+ * accepts any count up to it). The kernel writes one: the iovecs' bytes copied
+ * back to back as far as they go, the rest counted as uncaptured. */
 #define SONDE_MAX_SEGMENTS 8
 /* The last bytes of every payload are copied too, whatever its length: a
  * message that ends a syscall (a chunked body's "0\r\n\r\n") stays
  * recognisable when the bytes before it were not captured. */
 #define SONDE_TAIL_BYTES 16
-/* iovecs scanned to find where the payload ends, for the tail. */
+/* iovecs scanned per call: to capture the payload, and to find where it ends (tail). */
 #define SONDE_MAX_TAIL_SCAN_IOVECS 64
+/* iovecs captured per call on kernels without bpf_loop (before 5.17). */
+#define SONDE_MAX_IOVECS_WITHOUT_BPF_LOOP 8
 
 /* Map sizes, in one place. */
 #define SONDE_MAX_TRACKED_PIDS 16384

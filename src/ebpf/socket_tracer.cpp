@@ -79,6 +79,9 @@ SocketTracer::SocketTracer(const SocketTracerOptions& options, RecordHandler on_
         options.capture_bytes > SONDE_MAX_CAPTURE ? SONDE_MAX_CAPTURE : options.capture_bytes;
     skel_->rodata->agent_pid = options.agent_pid;
     skel_->rodata->bench_stage = options.bench_stage;
+    // Long iovec arrays are walked with bpf_loop where the kernel has it (5.17+).
+    skel_->rodata->has_bpf_loop =
+        libbpf_probe_bpf_helper(BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_FUNC_loop, nullptr) == 1;
 
     const bool tracefs = !find_tracefs_with_syscalls().empty();
     family_ = (tracefs && !options.force_raw_tracepoints) ? SyscallHookFamily::Tracepoints
