@@ -10,8 +10,10 @@ PACKAGES=(
   libspdlog-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev clang-format
   libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libgrpc++-dev libcurl4-openssl-dev
+  libnghttp2-dev  # HPACK decoding for HTTP/2 and gRPC
   # end-to-end peers
   nginx golang-go openjdk-17-jdk-headless nodejs python3 curl prometheus wrk hey libcap2-bin
+  python3-grpcio python3-grpc-tools golang-google-grpc-dev nghttp2-client  # HTTP/2 and gRPC peers
   openssl  # the TLS tests make throwaway certificates with the openssl CLI
 )
 

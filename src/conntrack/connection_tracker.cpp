@@ -204,6 +204,10 @@ void ConnectionTracker::emit(Connection& conn, std::vector<protocols::Exchange>&
         span.traceparent = std::move(ex.traceparent);
         span.tracestate = std::move(ex.tracestate);
         span.service = conn.service;
+        span.rpc = ex.grpc;
+        span.rpc_status = ex.grpc_status;
+        span.stream_reset = ex.reset;
+        span.partial = ex.partial;
         ++metrics_.spans_produced;
         sink_(std::move(span));
     }
@@ -217,6 +221,7 @@ void ConnectionTracker::account_stats(Connection& conn) {
     metrics_.lost_sync += now.lost_sync - seen.lost_sync;
     metrics_.unpaired_responses += now.unpaired_responses - seen.unpaired_responses;
     metrics_.dropped_requests += now.dropped_requests - seen.dropped_requests;
+    metrics_.partial_exchanges += now.partial_exchanges - seen.partial_exchanges;
     seen = now;
 }
 

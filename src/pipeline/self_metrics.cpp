@@ -34,6 +34,9 @@ constexpr SelfMetricInfo kSelfMetrics[] = {
      "Protocol bytes that did not parse."},
     {&SelfMetrics::lost_sync, "lost_sync", MetricType::Counter,
      "Stream gaps that hid a message boundary."},
+    {&SelfMetrics::partial_exchanges, "partial_exchanges", MetricType::Counter,
+     "HTTP/2 requests reported with some header fields undecoded: their connection's HPACK "
+     "history predates the agent."},
     {&SelfMetrics::unpaired_responses, "unpaired_responses", MetricType::Counter,
      "Responses seen without a request to pair them with."},
     {&SelfMetrics::dropped_requests, "dropped_requests", MetricType::Counter,

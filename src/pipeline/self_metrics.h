@@ -13,8 +13,9 @@ struct SelfMetrics {
     std::atomic<uint64_t> kernel_ringbuf_full{0};  // mirrored from the kernel counter
     std::atomic<uint64_t> kernel_entry_missing{0};
     std::atomic<uint64_t> kernel_read_user_failed{0};
-    std::atomic<uint64_t> parse_errors{0};  // protocol bytes that did not parse
-    std::atomic<uint64_t> lost_sync{0};     // gaps that hid a message boundary
+    std::atomic<uint64_t> parse_errors{0};       // protocol bytes that did not parse
+    std::atomic<uint64_t> lost_sync{0};          // gaps that hid a message boundary
+    std::atomic<uint64_t> partial_exchanges{0};  // HTTP/2 exchanges with undecodable headers
     std::atomic<uint64_t> unpaired_responses{0};
     std::atomic<uint64_t> dropped_requests{0};
     std::atomic<uint64_t> connections_evicted{0};  // tracker over its connection cap

@@ -50,6 +50,13 @@ struct Span {
     std::string traceparent;  // incoming W3C context, if any (not exported as an attribute)
     std::string tracestate;   // incoming W3C tracestate, if any
 
+    // A gRPC call: exported as an RPC span (rpc.system.name=grpc, rpc.method = path)
+    // and counted in rpc.{server,client}.call.duration instead of the HTTP histograms.
+    bool rpc = false;
+    int rpc_status = -1;        // gRPC status code; -1 when none was seen
+    bool stream_reset = false;  // HTTP/2 stream ended by RST_STREAM: an error
+    bool partial = false;       // some header fields could not be decoded (HPACK history unknown)
+
     // Filled by the trace-context decorator (pipeline/trace_decorator.h).
     std::array<uint8_t, 16> trace_id{};
     std::array<uint8_t, 8> span_id{};

@@ -60,6 +60,19 @@ struct Exchange {
     std::string traceparent;  // W3C traceparent header value, if present
     std::string tracestate;   // W3C tracestate header value, if present
     Role role = Role::Unknown;
+
+    // HTTP/2 only (HTTP/1.x leaves the defaults).
+    // A gRPC call (request content-type application/grpc...): an RPC, not an HTTP request.
+    // `path` is then the RPC method, "/package.Service/Method", and `method` is "POST".
+    bool grpc = false;
+    // gRPC status: from the grpc-status trailer (or a trailers-only response), else mapped
+    // from the RST_STREAM error code as gRPC clients do; -1 when neither was seen.
+    int grpc_status = -1;
+    // The stream ended with RST_STREAM instead of END_STREAM: the call failed.
+    bool reset = false;
+    // Some header fields could not be decoded (the connection's HPACK dynamic table
+    // predates Sonde): what is set was decoded exactly, the rest is left empty.
+    bool partial = false;
 };
 
 // Counters a handler keeps about what it could not make sense of. All are
@@ -70,6 +83,7 @@ struct ProtocolStats {
     uint64_t unpaired_responses = 0;  // response with no pending request
     uint64_t dropped_requests = 0;    // pending-request queue overflow or requests never answered
     uint64_t oversized_heads = 0;     // header block larger than the reassembly limit
+    uint64_t partial_exchanges = 0;   // exchanges emitted with undecodable header fields
 };
 
 class ProtocolHandler {

@@ -1,6 +1,7 @@
 #include "protocols/registry.h"
 
 #include "protocols/http1/http1.h"
+#include "protocols/http2/http2.h"
 
 namespace sonde::protocols {
 
@@ -20,8 +21,24 @@ Detection detect_http1(Direction direction, std::span<const uint8_t> bytes, Role
     return {http1::make_handler(implied), "http1"};
 }
 
+// Before HTTP/1: the preface reads as a request line with the method "PRI".
+Detection detect_http2(Direction direction, std::span<const uint8_t> bytes, Role known_role) {
+    if (http2::starts_with_preface(bytes)) {
+        // Only a client sends the preface, so whoever sends it is the client,
+        // and the connection is seen from its first byte: HPACK state is exact.
+        return {http2::make_handler(role_of_request_direction(direction),
+                                    /*from_connection_start=*/true),
+                "http2"};
+    }
+    if (http2::looks_like_frames(bytes)) {
+        return {http2::make_handler(known_role, /*from_connection_start=*/false), "http2"};
+    }
+    return {};
+}
+
 using Detector = Detection (*)(Direction, std::span<const uint8_t>, Role);
 constexpr Detector kDetectors[] = {
+    detect_http2,
     detect_http1,
 };
 
