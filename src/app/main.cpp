@@ -433,7 +433,9 @@ private:
     void on_span(pipeline::Span&& span) {
         static const std::string kNoService;
         const std::string& service = span.service ? span.service->service_name : kNoService;
-        const pipeline::RouteDecision route = routes_.classify(service, span.path);
+        // An RPC's path is its method: bounded, not rewritten into a route.
+        const pipeline::RouteDecision route = span.rpc ? routes_.classify_rpc(service, span.path)
+                                                       : routes_.classify(service, span.path);
         span.route.assign(route.route);
         if (route.overflow) ++self_.routes_overflowed;
         if (!route.ignore_in_metrics) {

@@ -862,7 +862,8 @@ std::vector<OptionSpec> make_table() {
                        SONDE_FIELD(routes.patterns),
                        StringListCodec{"list of route patterns", check_route_pattern}));
     t.push_back(option("routes.ignored_patterns", env("ROUTES_IGNORED_PATTERNS"),
-                       "Requests whose path matches one of these patterns are dropped.",
+                       "Requests whose path (or gRPC method, `/pkg.Service/Method`) matches "
+                       "one of these patterns are dropped.",
                        SONDE_FIELD(routes.ignored_patterns),
                        StringListCodec{"list of route patterns", check_route_pattern}));
     t.push_back(option("routes.ignore_mode", env("ROUTES_IGNORE_MODE"),
@@ -887,8 +888,9 @@ std::vector<OptionSpec> make_table() {
                        "Replacement for the path segments the heuristic collapses.",
                        SONDE_FIELD(routes.wildcard_char), CharCodec{}));
     t.push_back(option("routes.max_routes", env("ROUTES_MAX_ROUTES"),
-                       "Distinct routes kept per service; later ones share one overflow route "
-                       "and are counted.",
+                       "Distinct routes and gRPC methods kept per service; later ones share "
+                       "one overflow value (`/**overflow**`, or `_OTHER` for a method) and are "
+                       "counted.",
                        SONDE_FIELD(routes.max_routes), UnsignedCodec<uint32_t>{1, 100'000}));
     t.push_back(option(
         "routes.max_path_segment_cardinality", env("ROUTES_MAX_PATH_SEGMENT_CARDINALITY"),
@@ -899,7 +901,8 @@ std::vector<OptionSpec> make_table() {
     OptionSpec features = option(
         "metrics.features",
         env("METRICS_FEATURES", {{"BEYLA_OTEL_METRICS_FEATURES"}, {"BEYLA_PROMETHEUS_FEATURES"}}),
-        "Metric groups to produce. Only `application` (RED metrics) is produced today.",
+        "Metric groups to produce. Only `application` (the HTTP and RPC RED metrics) is produced "
+        "today.",
         SONDE_FIELD(metrics.features),
         StringListCodec{"list of feature names", nullptr, kMetricFeatures, 16});
     features.list_inactive = [](const Config& config, std::vector<std::string>& out) {

@@ -5,9 +5,12 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <span>
 #include <string_view>
 #include <system_error>
 #include <utility>
+
+#include "pipeline/span_semantics.h"
 
 namespace sonde::pipeline {
 
@@ -22,58 +25,74 @@ constexpr size_t index_of(MetricFamily family) {
     return static_cast<size_t>(family);
 }
 
-struct FamilyInfo {
-    MetricFamily family;  // pins each row to its index
-    std::string_view name;
-    std::string_view help;
-};
-
-// Names follow Beyla's Prometheus exporter so its dashboards work unchanged.
-constexpr std::array<FamilyInfo, kMetricFamilyCount> kFamilies = {{
-    {MetricFamily::ServerDuration, "http_server_request_duration_seconds",
-     "Duration of HTTP requests handled by instrumented servers, in seconds."},
-    {MetricFamily::ClientDuration, "http_client_request_duration_seconds",
-     "Duration of HTTP requests made by instrumented clients, in seconds."},
-    {MetricFamily::ServerRequestBodySize, "http_server_request_body_size_bytes",
-     "Size of HTTP request bodies received by instrumented servers, in bytes."},
-    {MetricFamily::ServerResponseBodySize, "http_server_response_body_size_bytes",
-     "Size of HTTP response bodies sent by instrumented servers, in bytes."},
-    {MetricFamily::ClientRequestBodySize, "http_client_request_body_size_bytes",
-     "Size of HTTP request bodies sent by instrumented clients, in bytes."},
-    {MetricFamily::ClientResponseBodySize, "http_client_response_body_size_bytes",
-     "Size of HTTP response bodies received by instrumented clients, in bytes."},
-}};
-
 constexpr bool families_in_enum_order() {
-    for (size_t f = 0; f < kFamilies.size(); ++f) {
-        if (index_of(kFamilies[f].family) != f) {
+    for (size_t f = 0; f < kMetricFamilies.size(); ++f) {
+        if (index_of(kMetricFamilies[f].family) != f) {
             return false;
         }
     }
     return true;
 }
 static_assert(families_in_enum_order());
-static_assert(index_of(MetricFamily::ClientResponseBodySize) + 1 == kMetricFamilyCount);
+static_assert(index_of(MetricFamily::RpcClientDuration) + 1 == kMetricFamilyCount);
 
-constexpr std::array<std::string_view, 8> kLabelNames = {
-    "http_request_method", "http_response_status_code",
-    "http_route",          "server_address",
-    "server_port",         "service_name",
-    "service_namespace",   "url_scheme",
+constexpr size_t series_map_of(LabelSchema schema, SpanKind kind) {
+    return static_cast<size_t>(schema) * 2 + (kind == SpanKind::Server ? 0 : 1);
+}
+
+LabelSchema schema_of(const Span& span) {
+    return span.rpc ? LabelSchema::Rpc : LabelSchema::Http;
+}
+
+// Which measures each series map feeds, derived from the family table so that a family added
+// there is recorded without touching record().
+constexpr auto kRecordedMeasures = [] {
+    std::array<std::array<bool, kMeasureCount>, kLabelSchemaCount * 2> recorded{};
+    for (const MetricFamilyInfo& family : kMetricFamilies) {
+        recorded[series_map_of(family.schema, family.kind)][static_cast<size_t>(family.measure)] =
+            true;
+    }
+    return recorded;
+}();
+
+// Every label any schema uses. The values index kLabels.
+enum class Label : uint8_t {
+    HttpRequestMethod,
+    HttpResponseStatusCode,
+    HttpRoute,
+    RpcGrpcStatusCode,
+    RpcMethod,
+    RpcResponseStatusCode,
+    RpcSystemName,
+    ServerAddress,
+    ServerPort,
+    ServiceName,
+    ServiceNamespace,
+    UrlScheme,
 };
-// Positions in a series key, same order as kLabelNames.
-enum LabelIndex : size_t {
-    kMethodLabel,
-    kStatusLabel,
-    kRouteLabel,
-    kServerAddressLabel,
-    kServerPortLabel,
-    kServiceNameLabel,
-    kServiceNamespaceLabel,
-    kUrlSchemeLabel,
+
+// Each schema's labels in exposition order: alphabetical, as Beyla's exporter (the Prometheus
+// Go client) writes them.
+constexpr std::array<Label, 8> kHttpLabels = {
+    Label::HttpRequestMethod, Label::HttpResponseStatusCode,
+    Label::HttpRoute,         Label::ServerAddress,
+    Label::ServerPort,        Label::ServiceName,
+    Label::ServiceNamespace,  Label::UrlScheme,
 };
-static_assert(kUrlSchemeLabel + 1 == kLabelNames.size());
-using KeyParts = std::array<std::string_view, kLabelNames.size()>;
+constexpr std::array<Label, 8> kRpcLabels = {
+    Label::RpcGrpcStatusCode, Label::RpcMethod,        Label::RpcResponseStatusCode,
+    Label::RpcSystemName,     Label::ServerAddress,    Label::ServerPort,
+    Label::ServiceName,       Label::ServiceNamespace,
+};
+constexpr size_t kMaxSchemaLabels = std::max(kHttpLabels.size(), kRpcLabels.size());
+
+constexpr std::span<const Label> labels_of(LabelSchema schema) {
+    return schema == LabelSchema::Rpc ? std::span<const Label>(kRpcLabels)
+                                      : std::span<const Label>(kHttpLabels);
+}
+
+// A series key split back into its parts; parts past the schema's label count stay empty.
+using KeyParts = std::array<std::string_view, kMaxSchemaLabels>;
 
 // Length of the UTF-8 sequence starting at s[i], or 0 if it is not a valid
 // one (overlong forms, surrogates and values past U+10FFFF included), since
@@ -152,32 +171,135 @@ void append_label_value(std::string& key, std::string_view value) {
     }
 }
 
+// Decimal text of `value` in `buffer`, for the integer labels.
+template <typename Integer>
+std::string_view decimal(char (&buffer)[16], Integer value) {
+    return std::string_view(
+        buffer,
+        static_cast<size_t>(std::to_chars(buffer, buffer + sizeof buffer, value).ptr - buffer));
+}
+
+// Status and port went into the key as decimal text; anything else (there is no other
+// writer, but the key is just bytes) reads back as `fallback`, "not known".
+template <typename Integer>
+Integer parse_decimal(std::string_view text, Integer fallback = 0) {
+    Integer value{};
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (error != std::errc{} || end != text.data() + text.size()) {
+        return fallback;
+    }
+    return value;
+}
+
+std::string_view service_name_of(const Span& span) {
+    return span.service ? std::string_view(span.service->service_name) : std::string_view();
+}
+
+std::string_view service_namespace_of(const Span& span) {
+    return span.service ? std::string_view(span.service->service_namespace) : std::string_view();
+}
+
+// One row per label: its exposition name, how a span's value goes into a series key, and how
+// a key part reads back into SeriesLabels. The value is made a valid label value on the way
+// in (append_label_value), so reading back is a plain copy.
+struct LabelInfo {
+    Label label;  // pins each row to its index
+    std::string_view name;
+    void (*append)(std::string& key, const Span& span);
+    void (*assign)(SeriesLabels& labels, std::string_view part);
+};
+
+constexpr std::array<LabelInfo, 12> kLabels = {{
+    {Label::HttpRequestMethod, "http_request_method",
+     [](std::string& key, const Span& span) { append_label_value(key, span.method); },
+     [](SeriesLabels& labels, std::string_view part) { labels.method = part; }},
+    {Label::HttpResponseStatusCode, "http_response_status_code",
+     [](std::string& key, const Span& span) {
+         char buffer[16];
+         append_label_value(key, decimal(buffer, span.status));
+     },
+     [](SeriesLabels& labels, std::string_view part) { labels.status = parse_decimal<int>(part); }},
+    {Label::HttpRoute, "http_route",
+     [](std::string& key, const Span& span) { append_label_value(key, span.route); },
+     [](SeriesLabels& labels, std::string_view part) { labels.route = part; }},
+    // No status seen: an empty value, which Prometheus reads as the label being absent
+    // ("0" would claim OK).
+    {Label::RpcGrpcStatusCode, "rpc_grpc_status_code",
+     [](std::string& key, const Span& span) {
+         char buffer[16];
+         if (span.rpc_status >= 0) append_label_value(key, decimal(buffer, span.rpc_status));
+     },
+     [](SeriesLabels& labels, std::string_view part) {
+         labels.rpc_status = parse_decimal<int>(part, -1);
+     }},
+    {Label::RpcMethod, "rpc_method",
+     [](std::string& key, const Span& span) { append_label_value(key, rpc_method(span)); },
+     [](SeriesLabels& labels, std::string_view part) { labels.rpc_method = part; }},
+    // grpc_status_text() spelled out without its string: this runs for every span and must
+    // not allocate. Derived from the code, so it reads back from RpcGrpcStatusCode alone.
+    {Label::RpcResponseStatusCode, "rpc_response_status_code",
+     [](std::string& key, const Span& span) {
+         if (span.rpc_status < 0) return;
+         const std::string_view name = grpc_status_name(span.rpc_status);
+         char buffer[16];
+         append_label_value(key, name.empty() ? decimal(buffer, span.rpc_status) : name);
+     },
+     [](SeriesLabels&, std::string_view) {}},
+    {Label::RpcSystemName, "rpc_system_name",
+     [](std::string& key, const Span&) { append_label_value(key, kRpcSystemGrpc); },
+     [](SeriesLabels& labels, std::string_view part) { labels.rpc_system = part; }},
+    {Label::ServerAddress, "server_address",
+     [](std::string& key, const Span& span) {
+         append_label_value(key, span.server_endpoint().address);
+     },
+     [](SeriesLabels& labels, std::string_view part) { labels.server_address = part; }},
+    {Label::ServerPort, "server_port",
+     [](std::string& key, const Span& span) {
+         char buffer[16];
+         append_label_value(key, decimal(buffer, span.server_endpoint().port));
+     },
+     [](SeriesLabels& labels, std::string_view part) {
+         labels.server_port = parse_decimal<uint32_t>(part);
+     }},
+    {Label::ServiceName, "service_name",
+     [](std::string& key, const Span& span) { append_label_value(key, service_name_of(span)); },
+     [](SeriesLabels& labels, std::string_view part) { labels.service_name = part; }},
+    {Label::ServiceNamespace, "service_namespace",
+     [](std::string& key, const Span& span) {
+         append_label_value(key, service_namespace_of(span));
+     },
+     [](SeriesLabels& labels, std::string_view part) { labels.service_namespace = part; }},
+    {Label::UrlScheme, "url_scheme",
+     [](std::string& key, const Span& span) { append_label_value(key, span.scheme); },
+     [](SeriesLabels& labels, std::string_view part) { labels.url_scheme = part; }},
+}};
+
+constexpr bool labels_in_enum_order() {
+    for (size_t i = 0; i < kLabels.size(); ++i) {
+        if (static_cast<size_t>(kLabels[i].label) != i) {
+            return false;
+        }
+    }
+    return true;
+}
+static_assert(labels_in_enum_order());
+static_assert(static_cast<size_t>(Label::UrlScheme) + 1 == kLabels.size());
+
+const LabelInfo& info_of(Label label) {
+    return kLabels[static_cast<size_t>(label)];
+}
+
 // Writes the key into `key`, reusing its capacity: no allocation per span
 // once the buffer has grown to the longest key.
-void series_key(const Span& span, std::string& key) {
-    const NetEndpoint& server = span.server_endpoint();
-    const std::string_view service_name =
-        span.service ? std::string_view(span.service->service_name) : std::string_view();
-    const std::string_view service_namespace =
-        span.service ? std::string_view(span.service->service_namespace) : std::string_view();
-    char status[12];
-    char port[8];
-    const std::string_view status_text(
-        status, static_cast<size_t>(std::to_chars(status, status + sizeof status, span.status).ptr -
-                                    status));
-    const std::string_view port_text(
-        port, static_cast<size_t>(std::to_chars(port, port + sizeof port, server.port).ptr - port));
-    // Same order as kLabelNames.
-    const KeyParts values = {
-        span.method, status_text,  span.route,        server.address,
-        port_text,   service_name, service_namespace, span.scheme,
-    };
+void series_key(const Span& span, LabelSchema schema, std::string& key) {
     key.clear();
-    for (size_t i = 0; i < values.size(); ++i) {
-        if (i > 0) {
+    bool first = true;
+    for (const Label label : labels_of(schema)) {
+        if (!first) {
             key.push_back(kKeySeparator);
         }
-        append_label_value(key, values[i]);
+        first = false;
+        info_of(label).append(key, span);
     }
 }
 
@@ -230,10 +352,10 @@ void append_escaped(std::string& out, std::string_view value) {
 // The inverse of series_key. Label values never contain the separator
 // (append_label_value replaces it), so a key always has exactly one part per
 // label; a missing part reads as empty rather than out of range.
-KeyParts split_key(std::string_view key) {
+KeyParts split_key(std::string_view key, size_t label_count) {
     KeyParts parts;
     size_t begin = 0;
-    for (size_t i = 0; i < parts.size() && begin <= key.size(); ++i) {
+    for (size_t i = 0; i < label_count && begin <= key.size(); ++i) {
         const size_t end = std::min(key.find(kKeySeparator, begin), key.size());
         parts[i] = key.substr(begin, end - begin);
         begin = end + 1;
@@ -242,11 +364,12 @@ KeyParts split_key(std::string_view key) {
 }
 
 // `{a="x",b="y",` — left open so each sample line can add its own le.
-std::string open_label_block(std::string_view key) {
-    const KeyParts parts = split_key(key);
+std::string open_label_block(std::string_view key, LabelSchema schema) {
+    const std::span<const Label> labels = labels_of(schema);
+    const KeyParts parts = split_key(key, labels.size());
     std::string block = "{";
-    for (size_t i = 0; i < kLabelNames.size(); ++i) {
-        block.append(kLabelNames[i]);
+    for (size_t i = 0; i < labels.size(); ++i) {
+        block.append(info_of(labels[i]).name);
         block += "=\"";
         append_escaped(block, parts[i]);
         block += "\",";
@@ -254,51 +377,37 @@ std::string open_label_block(std::string_view key) {
     return block;
 }
 
-// Status and port went into the key as decimal text; anything else (there is
-// no other writer, but the key is just bytes) reads back as 0, "not known".
-template <typename Integer>
-Integer parse_decimal(std::string_view text) {
-    Integer value{};
-    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (error != std::errc{} || end != text.data() + text.size()) {
-        return 0;
+SeriesLabels parse_labels(std::string_view key, LabelSchema schema) {
+    const std::span<const Label> labels = labels_of(schema);
+    const KeyParts parts = split_key(key, labels.size());
+    SeriesLabels out;
+    for (size_t i = 0; i < labels.size(); ++i) {
+        info_of(labels[i]).assign(out, parts[i]);
     }
-    return value;
-}
-
-SeriesLabels parse_labels(std::string_view key) {
-    const KeyParts parts = split_key(key);
-    SeriesLabels labels;
-    labels.method = parts[kMethodLabel];
-    labels.status = parse_decimal<int>(parts[kStatusLabel]);
-    labels.route = parts[kRouteLabel];
-    labels.server_address = parts[kServerAddressLabel];
-    labels.server_port = parse_decimal<uint32_t>(parts[kServerPortLabel]);
-    labels.service_name = parts[kServiceNameLabel];
-    labels.service_namespace = parts[kServiceNamespaceLabel];
-    labels.url_scheme = parts[kUrlSchemeLabel];
-    return labels;
+    return out;
 }
 
 // `series` must be sorted by key.
-void render_family(std::string& out, const FamilyInfo& family, const std::vector<double>& bounds,
+void render_family(std::string& out, const MetricFamilyInfo& family,
+                   const std::vector<double>& bounds,
                    const std::vector<std::pair<std::string, HistogramData>>& series) {
     if (series.empty()) {
         return;
     }
+    const std::string_view name = family.prometheus_name;
     out += "# HELP ";
-    out += family.name;
+    out += name;
     out += ' ';
     out += family.help;
     out += "\n# TYPE ";
-    out += family.name;
+    out += name;
     out += " histogram\n";
     for (const auto& [key, histogram] : series) {
-        const std::string labels = open_label_block(key);
+        const std::string labels = open_label_block(key, family.schema);
         uint64_t cumulative = 0;
         for (size_t b = 0; b <= bounds.size(); ++b) {
             cumulative += b < histogram.bucket_counts.size() ? histogram.bucket_counts[b] : 0;
-            out += family.name;
+            out += name;
             out += "_bucket";
             out += labels;
             out += "le=\"";
@@ -310,13 +419,13 @@ void render_family(std::string& out, const FamilyInfo& family, const std::vector
         }
         std::string closed = labels;
         closed.back() = '}';
-        out += family.name;
+        out += name;
         out += "_sum";
         out += closed;
         out += ' ';
         append_float(out, histogram.sum);
         out += '\n';
-        out += family.name;
+        out += name;
         out += "_count";
         out += closed;
         out += ' ';
@@ -349,83 +458,70 @@ std::vector<double> default_size_buckets() {
 RedMetrics::RedMetrics(std::vector<double> duration_buckets,
                        std::vector<double> request_size_buckets,
                        std::vector<double> response_size_buckets, size_t max_series)
-    : duration_buckets_(normalized_bounds(std::move(duration_buckets))),
-      request_size_buckets_(normalized_bounds(std::move(request_size_buckets))),
-      response_size_buckets_(normalized_bounds(std::move(response_size_buckets))),
-      max_series_(max_series) {}
+    : bounds_{normalized_bounds(std::move(duration_buckets)),
+              normalized_bounds(std::move(request_size_buckets)),
+              normalized_bounds(std::move(response_size_buckets))},
+      max_series_(max_series) {
+    static_assert(static_cast<size_t>(Measure::Duration) == 0 &&
+                  static_cast<size_t>(Measure::RequestBodySize) == 1 &&
+                  static_cast<size_t>(Measure::ResponseBodySize) == 2);
+}
 
 RedMetrics::RedMetrics(std::vector<double> duration_buckets, std::vector<double> size_buckets,
                        size_t max_series)
     : RedMetrics(std::move(duration_buckets), size_buckets, size_buckets, max_series) {}
 
 const std::vector<double>& RedMetrics::bounds_of(MetricFamily family) const {
-    switch (family) {
-        case MetricFamily::ServerDuration:
-        case MetricFamily::ClientDuration:
-            return duration_buckets_;
-        case MetricFamily::ServerRequestBodySize:
-        case MetricFamily::ClientRequestBodySize:
-            return request_size_buckets_;
-        case MetricFamily::ServerResponseBodySize:
-        case MetricFamily::ClientResponseBodySize:
-            return response_size_buckets_;
-    }
-    return duration_buckets_;  // unreachable: the switch covers every family
+    return bounds_[static_cast<size_t>(metric_family_info(family).measure)];
 }
 
 void RedMetrics::record(const Span& span) {
-    const size_t kind = span.kind == SpanKind::Server ? kServerSeries : kClientSeries;
+    const LabelSchema schema = schema_of(span);
+    const size_t map = series_map_of(schema, span.kind);
     // Built outside the lock: it is the expensive part of a record. One
     // buffer per recording thread, so the hot path does not allocate.
     thread_local std::string key;
-    series_key(span, key);
+    series_key(span, schema, key);
+    const std::array<double, kMeasureCount> values = {
+        span.duration_seconds(),
+        static_cast<double>(span.request_body_bytes),
+        static_cast<double>(span.response_body_bytes),
+    };
 
     std::lock_guard lock(mutex_);
-    auto& series = series_[kind];
+    auto& series = series_[map];
     auto it = series.find(key);
     if (it == series.end()) {
-        if (series_[kServerSeries].size() + series_[kClientSeries].size() >= max_series_) {
+        if (series_count_ >= max_series_) {
             // Counts refused observations: remembering which label sets were
             // refused would itself be the unbounded memory the cap prevents.
             ++dropped_series_;
             return;
         }
         it = series.try_emplace(key).first;
+        ++series_count_;
     }
-    RequestSeries& histograms = it->second;
-    observe(histograms.duration, duration_buckets_, span.duration_seconds());
-    observe(histograms.request_size, request_size_buckets_,
-            static_cast<double>(span.request_body_bytes));
-    observe(histograms.response_size, response_size_buckets_,
-            static_cast<double>(span.response_body_bytes));
+    Series& histograms = it->second;
+    for (size_t m = 0; m < kMeasureCount; ++m) {
+        if (kRecordedMeasures[map][m]) {
+            observe(histograms.histograms[m], bounds_[m], values[m]);
+        }
+    }
 }
 
 std::array<RedMetrics::SeriesList, kMetricFamilyCount> RedMetrics::copy_series() const {
-    // Where each family's histogram lives (which kind's map, which member), in
-    // MetricFamily order.
-    struct Location {
-        size_t kind;
-        HistogramData RequestSeries::*histogram;
-    };
-    static constexpr std::array<Location, kMetricFamilyCount> kLocations = {{
-        {kServerSeries, &RequestSeries::duration},       // ServerDuration
-        {kClientSeries, &RequestSeries::duration},       // ClientDuration
-        {kServerSeries, &RequestSeries::request_size},   // ServerRequestBodySize
-        {kServerSeries, &RequestSeries::response_size},  // ServerResponseBodySize
-        {kClientSeries, &RequestSeries::request_size},   // ClientRequestBodySize
-        {kClientSeries, &RequestSeries::response_size},  // ClientResponseBodySize
-    }};
     // Copy under the lock, format outside it: the event loop records while
     // the scrape and export threads read, and formatting is the slow part.
     std::array<SeriesList, kMetricFamilyCount> copy;
     {
         std::lock_guard lock(mutex_);
         for (size_t f = 0; f < kMetricFamilyCount; ++f) {
-            const Location& where = kLocations[index_of(kFamilies[f].family)];
-            const auto& series = series_[where.kind];
+            const MetricFamilyInfo& family = kMetricFamilies[f];
+            const auto& series = series_[series_map_of(family.schema, family.kind)];
+            const size_t measure = static_cast<size_t>(family.measure);
             copy[f].reserve(series.size());
             for (const auto& [key, histograms] : series)
-                copy[f].emplace_back(key, histograms.*where.histogram);
+                copy[f].emplace_back(key, histograms.histograms[measure]);
         }
     }
     // Sorted so successive scrapes diff cleanly, snapshots line up series by
@@ -440,7 +536,7 @@ std::array<RedMetrics::SeriesList, kMetricFamilyCount> RedMetrics::copy_series()
 void RedMetrics::render_prometheus(std::string& out) const {
     auto copy = copy_series();
     for (size_t f = 0; f < kMetricFamilyCount; ++f) {
-        const FamilyInfo& family = kFamilies[f];
+        const MetricFamilyInfo& family = kMetricFamilies[f];
         render_family(out, family, bounds_of(family.family), copy[f]);
     }
 }
@@ -449,15 +545,16 @@ MetricsSnapshot RedMetrics::snapshot() const {
     auto copy = copy_series();
     MetricsSnapshot snapshot;
     for (size_t f = 0; f < kMetricFamilyCount; ++f) {
+        const MetricFamilyInfo& family = kMetricFamilies[f];
         FamilySnapshot& out = snapshot.families[f];
-        out.family = kFamilies[f].family;
+        out.family = family.family;
         out.bounds = bounds_of(out.family);
         out.series.reserve(copy[f].size());
         for (auto& [key, histogram] : copy[f]) {
             // observe() sizes every histogram it touches, so this only
             // restates the invariant consumers index by.
             histogram.bucket_counts.resize(out.bounds.size() + 1, 0);
-            SeriesLabels labels = parse_labels(key);
+            SeriesLabels labels = parse_labels(key, family.schema);
             out.series.push_back({std::move(key), std::move(labels), std::move(histogram)});
         }
     }

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "pipeline/route.h"
+#include "pipeline/span_semantics.h"
 
 namespace sonde::pipeline {
 
@@ -460,6 +461,29 @@ RouteDecision RouteMatcher::classify(std::string_view service, std::string_view 
     }
     const std::string route = unmatched_route(routes, path);
     decision.route = admit(routes, route, /*from_pattern=*/false, decision);
+    return decision;
+}
+
+RouteDecision RouteMatcher::classify_rpc(std::string_view service, std::string_view method) {
+    RouteDecision decision;
+    // request_path would turn an unknown method into "/", which would then claim a slot and
+    // name a method nobody called.
+    if (method.empty()) {
+        return decision;
+    }
+    const std::string_view path = request_path(method);
+    if (ignored_->find(path) != nullptr) {
+        decision.ignore_in_metrics = options_.ignore_mode != IgnoreMode::Traces;
+        decision.ignore_in_traces = options_.ignore_mode != IgnoreMode::Metrics;
+    }
+    if (decision.ignore_in_metrics && decision.ignore_in_traces) {
+        return decision;  // dropped everywhere: no route, no slot used
+    }
+    ServiceRoutes& routes = service_routes(service);
+    decision.route = admit(routes, bounded_route(path, '*'), /*from_pattern=*/false, decision);
+    if (decision.overflow) {
+        decision.route = kOtherRpcMethod;
+    }
     return decision;
 }
 

@@ -1,5 +1,6 @@
 // RouteMatcher: turns a request path into the low-cardinality route used as
-// the http.route span attribute and the http_route metric label, following
+// the http.route span attribute and the http_route metric label (and bounds
+// the RPC methods used as rpc.method, see classify_rpc), following
 // Beyla's `routes` section (patterns, ignored_patterns, ignore_mode, unmatched,
 // wildcard_char, max_path_segment_cardinality), plus a hard cap on distinct
 // routes per service that Beyla does not have.
@@ -130,6 +131,15 @@ public:
     // `path` is the request target as seen on the wire: origin form
     // ("/a?b"), absolute form ("http://host/a") or anything else.
     RouteDecision classify(std::string_view service, std::string_view path);
+
+    // The route of an RPC: its method ("/helloworld.Greeter/SayHello") verbatim. Patterns and
+    // the unmatched mode are not applied (a method is already low-cardinality by design), but
+    // ignored_patterns are, so a health-check method can be dropped like a health-check path.
+    // A method still comes from traffic, so it takes a slot of the service's route budget like
+    // an unmatched-mode route; past the cap it becomes pipeline::kOtherRpcMethod ("_OTHER", the
+    // conventions' name for an unrecognised method) with `overflow` set. An empty method
+    // (undecodable) has no route and takes no slot.
+    RouteDecision classify_rpc(std::string_view service, std::string_view method);
 
     const RouteMatcherOptions& options() const { return options_; }
     // Requests whose route was replaced by kOverflowRoute, all services.

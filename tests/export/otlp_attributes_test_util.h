@@ -13,7 +13,7 @@
 
 namespace sonde::exporter::otlp::testing {
 
-using Value = std::variant<std::string, int64_t>;
+using Value = std::variant<std::string, int64_t, bool>;
 using Attributes = std::map<std::string, Value>;
 
 inline Attributes attributes_of(
@@ -25,6 +25,8 @@ inline Attributes attributes_of(
             out[kv.key()] = kv.value().string_value();
         } else if (kv.value().has_int_value()) {
             out[kv.key()] = kv.value().int_value();
+        } else if (kv.value().has_bool_value()) {
+            out[kv.key()] = kv.value().bool_value();
         } else {
             ADD_FAILURE() << "unexpected value type for " << kv.key();
         }

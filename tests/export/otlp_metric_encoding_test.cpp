@@ -58,6 +58,23 @@ pipeline::Span client_span(double seconds) {
     return span;
 }
 
+// A gRPC call as the pipeline hands it over: method bounded by the route matcher.
+pipeline::Span rpc_span(pipeline::SpanKind kind, int grpc_status, double seconds) {
+    pipeline::Span span = server_span(seconds, "/helloworld.Greeter/SayHello");
+    span.kind = kind;
+    span.rpc = true;
+    span.rpc_status = grpc_status;
+    span.method = "POST";
+    span.path = "/helloworld.Greeter/SayHello";
+    span.protocol_version = "2";
+    span.local = {"127.0.0.1", 50051};
+    if (kind == pipeline::SpanKind::Client) {
+        span.local = {"10.0.0.5", 40000};
+        span.peer = {"10.0.0.9", 50051};
+    }
+    return span;
+}
+
 using Bounds = std::vector<double>;
 
 // Small layouts so every bucket is asserted. Spelled as vectors: a bare `{1000}` last would pick
@@ -113,6 +130,8 @@ TEST(OtlpMetricEncoding, NamesAndUnitsFollowTheConventions) {
         {MetricFamily::ServerResponseBodySize, "http.server.response.body.size", "By"},
         {MetricFamily::ClientRequestBodySize, "http.client.request.body.size", "By"},
         {MetricFamily::ClientResponseBodySize, "http.client.response.body.size", "By"},
+        {MetricFamily::RpcServerDuration, "rpc.server.call.duration", "s"},
+        {MetricFamily::RpcClientDuration, "rpc.client.call.duration", "s"},
     };
     ASSERT_EQ(table.size(), pipeline::kMetricFamilyCount);
     for (const auto& [family, name, unit] : table) {
@@ -405,6 +424,99 @@ TEST(OtlpMetricEncoding, PointWithMismatchedBucketsIsNotSent) {
     ASSERT_EQ(metric->histogram().data_points_size(), 1);
     auto attrs = attributes_of(metric->histogram().data_points(0).attributes());
     EXPECT_EQ(std::get<std::string>(attrs["http.route"]), "/b");
+}
+
+TEST(OtlpMetricEncoding, RpcCallsFollowTheRpcConventions) {
+    pipeline::RedMetrics metrics = small_bucket_metrics();
+    metrics.record(rpc_span(pipeline::SpanKind::Server, 5, 0.05));
+    metrics.record(rpc_span(pipeline::SpanKind::Server, 5, 0.5));
+    metrics.record(rpc_span(pipeline::SpanKind::Client, 0, 2));
+    pipeline::Span no_status = rpc_span(pipeline::SpanKind::Server, -1, 0.05);
+    no_status.local = {"", 0};
+    metrics.record(no_status);
+    const auto request = round_trip(metrics.snapshot(), options_for(Temporality::Cumulative));
+    ASSERT_EQ(request.resource_metrics_size(), 1);
+    const auto& resource = request.resource_metrics(0);
+    // Only the RPC instruments: an RPC is not also an HTTP request.
+    std::vector<std::string> names;
+    for (const auto& metric : resource.scope_metrics(0).metrics()) names.push_back(metric.name());
+    EXPECT_EQ(names,
+              (std::vector<std::string>{"rpc.server.call.duration", "rpc.client.call.duration"}));
+
+    struct Expected {
+        std::string metric;
+        Attributes attributes;
+        uint64_t count;
+        std::vector<uint64_t> buckets;
+    };
+    const std::vector<Expected> table = {
+        {"rpc.server.call.duration",
+         {{"rpc.system.name", std::string("grpc")},
+          {"rpc.method", std::string("/helloworld.Greeter/SayHello")},
+          {"rpc.response.status_code", std::string("NOT_FOUND")},
+          {"rpc.grpc.status_code", int64_t{5}},
+          {"server.address", std::string("127.0.0.1")},
+          {"server.port", int64_t{50051}}},
+         2,
+         {1, 1, 0}},
+        // No status seen, no server known: left out rather than invented.
+        {"rpc.server.call.duration",
+         {{"rpc.system.name", std::string("grpc")},
+          {"rpc.method", std::string("/helloworld.Greeter/SayHello")}},
+         1,
+         {1, 0, 0}},
+        {"rpc.client.call.duration",
+         {{"rpc.system.name", std::string("grpc")},
+          {"rpc.method", std::string("/helloworld.Greeter/SayHello")},
+          {"rpc.response.status_code", std::string("OK")},
+          {"rpc.grpc.status_code", int64_t{0}},
+          {"server.address", std::string("10.0.0.9")},
+          {"server.port", int64_t{50051}}},
+         1,
+         {0, 0, 1}},
+    };
+    for (const Expected& want : table) {
+        const otlp_metrics::Metric* metric = find_metric(resource, want.metric);
+        ASSERT_NE(metric, nullptr) << want.metric;
+        EXPECT_EQ(metric->unit(), "s");
+        bool found = false;
+        for (const auto& point : metric->histogram().data_points()) {
+            if (attributes_of(point.attributes()) != want.attributes) continue;
+            found = true;
+            EXPECT_EQ(point.count(), want.count);
+            EXPECT_EQ(to_vector(point.explicit_bounds()), (Bounds{0.1, 1}));
+            EXPECT_EQ(to_vector(point.bucket_counts()), want.buckets);
+        }
+        EXPECT_TRUE(found) << want.metric << " point with status "
+                           << (want.attributes.count("rpc.response.status_code")
+                                   ? std::get<std::string>(
+                                         want.attributes.at("rpc.response.status_code"))
+                                   : std::string("(none)"));
+    }
+}
+
+TEST(DeltaTracker, RpcFamiliesAreTrackedLikeTheOthers) {
+    pipeline::RedMetrics metrics = small_bucket_metrics();
+    metrics.record(rpc_span(pipeline::SpanKind::Server, 0, 0.05));
+    DeltaTracker tracker;
+    tracker.commit(metrics.snapshot());
+    metrics.record(rpc_span(pipeline::SpanKind::Server, 0, 0.5));
+    metrics.record(rpc_span(pipeline::SpanKind::Client, 2, 0.05));
+    const MetricsSnapshot delta = tracker.delta(metrics.snapshot());
+    const auto& server = delta.families[static_cast<size_t>(MetricFamily::RpcServerDuration)];
+    const auto& client = delta.families[static_cast<size_t>(MetricFamily::RpcClientDuration)];
+    ASSERT_EQ(server.series.size(), 1u);
+    EXPECT_EQ(server.series[0].histogram.count, 1u);
+    EXPECT_EQ(server.series[0].histogram.bucket_counts, (std::vector<uint64_t>{0, 1, 0}));
+    ASSERT_EQ(client.series.size(), 1u);
+    EXPECT_EQ(client.series[0].labels.rpc_status, 2);
+    const auto request = round_trip(delta, options_for(Temporality::Delta));
+    ASSERT_EQ(request.resource_metrics_size(), 1);
+    const otlp_metrics::Metric* metric =
+        find_metric(request.resource_metrics(0), "rpc.server.call.duration");
+    ASSERT_NE(metric, nullptr);
+    EXPECT_EQ(metric->histogram().aggregation_temporality(),
+              otlp_metrics::AGGREGATION_TEMPORALITY_DELTA);
 }
 
 // ---- DeltaTracker

@@ -4,8 +4,11 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <variant>
+#include <vector>
 
 #include "otlp_attributes_test_util.h"
 
@@ -133,19 +136,8 @@ TEST(OtlpSpanEncoding, ClientSpanUsesPeerAsServerAndHasFullUrl) {
     EXPECT_EQ(std::get<int64_t>(attrs["http.response.status_code"]), 201);
 }
 
-TEST(OtlpSpanEncoding, ErrorStatusRules) {
+TEST(OtlpSpanEncoding, HttpErrorStatusRules) {
     using pipeline::SpanKind;
-    EXPECT_FALSE(is_error_status(SpanKind::Server, 200));
-    EXPECT_FALSE(is_error_status(SpanKind::Server, 404));
-    EXPECT_FALSE(is_error_status(SpanKind::Server, 499));
-    EXPECT_TRUE(is_error_status(SpanKind::Server, 500));
-    EXPECT_TRUE(is_error_status(SpanKind::Server, 503));
-    EXPECT_FALSE(is_error_status(SpanKind::Client, 399));
-    EXPECT_TRUE(is_error_status(SpanKind::Client, 400));
-    EXPECT_TRUE(is_error_status(SpanKind::Client, 404));
-    EXPECT_TRUE(is_error_status(SpanKind::Client, 599));
-    EXPECT_FALSE(is_error_status(SpanKind::Client, 0));
-
     for (auto [kind, code, error] :
          {std::tuple{SpanKind::Server, 404, false}, std::tuple{SpanKind::Server, 502, true},
           std::tuple{SpanKind::Client, 404, true}}) {
@@ -160,6 +152,231 @@ TEST(OtlpSpanEncoding, ErrorStatusRules) {
         EXPECT_EQ(attrs.count("error.type"), error ? 1u : 0u);
         if (error) EXPECT_EQ(std::get<std::string>(attrs["error.type"]), std::to_string(code));
     }
+}
+
+pipeline::Span http2_span() {
+    auto s = server_span();
+    s.protocol_version = "2";
+    return s;
+}
+
+TEST(OtlpSpanEncoding, Http2IsAnHttpSpanWithVersion2) {
+    const auto span = round_trip(http2_span(), ids_with_parent());
+    EXPECT_EQ(span.name(), "GET /users/{id}");
+    auto attrs = attributes_of(span.attributes());
+    EXPECT_EQ(std::get<std::string>(attrs["network.protocol.version"]), "2");
+    EXPECT_EQ(attrs.count("network.protocol.name"), 0u);  // implied by the http.* attributes
+    EXPECT_EQ(attrs.count("rpc.system.name"), 0u);
+    EXPECT_EQ(attrs.count("sonde.partial"), 0u);
+    EXPECT_EQ(span.status().code(), otlp_trace::Status::STATUS_CODE_UNSET);
+}
+
+TEST(OtlpSpanEncoding, ResetStreamIsAnError) {
+    struct Case {
+        std::string name;
+        pipeline::SpanKind kind;
+        int status;
+        std::string error_type;
+    };
+    const std::vector<Case> cases = {
+        {"server reset after 200", pipeline::SpanKind::Server, 200, "stream_reset"},
+        {"client reset before a response", pipeline::SpanKind::Client, 0, "stream_reset"},
+        {"a failing status says more", pipeline::SpanKind::Server, 503, "503"},
+    };
+    for (const Case& c : cases) {
+        SCOPED_TRACE(c.name);
+        auto s = http2_span();
+        s.kind = c.kind;
+        s.status = c.status;
+        s.stream_reset = true;
+        const auto span = round_trip(s, ids_with_parent());
+        EXPECT_EQ(span.status().code(), otlp_trace::Status::STATUS_CODE_ERROR);
+        auto attrs = attributes_of(span.attributes());
+        EXPECT_EQ(std::get<std::string>(attrs["error.type"]), c.error_type);
+    }
+}
+
+TEST(OtlpSpanEncoding, PartialSpanIsMarked) {
+    auto s = http2_span();
+    s.partial = true;
+    s.method.clear();  // the fields that could not be decoded are empty
+    const auto span = round_trip(s, ids_with_parent());
+    auto attrs = attributes_of(span.attributes());
+    EXPECT_EQ(std::get<bool>(attrs["sonde.partial"]), true);
+    EXPECT_EQ(std::get<std::string>(attrs["http.request.method"]), "_OTHER");
+    EXPECT_EQ(attrs.count("http.request.method_original"), 0u);  // nothing to report
+}
+
+// ---- RPC spans
+
+pipeline::Span rpc_server_span(int grpc_status) {
+    auto s = http2_span();
+    s.rpc = true;
+    s.rpc_status = grpc_status;
+    s.method = "POST";
+    s.path = "/helloworld.Greeter/SayHello";
+    s.route = "/helloworld.Greeter/SayHello";
+    s.local = {"10.0.0.1", 50051};
+    s.request_body_bytes = 12;
+    s.response_body_bytes = 17;
+    return s;
+}
+
+TEST(OtlpSpanEncoding, RpcServerSpanCarriesEveryField) {
+    const auto span = round_trip(rpc_server_span(5), ids_with_parent());
+    EXPECT_EQ(span.name(), "/helloworld.Greeter/SayHello");
+    EXPECT_EQ(span.kind(), otlp_trace::Span::SPAN_KIND_SERVER);
+    // NOT_FOUND is the caller's problem, not the server's.
+    EXPECT_EQ(span.status().code(), otlp_trace::Status::STATUS_CODE_UNSET);
+    const Attributes expected = {
+        {"rpc.system.name", std::string("grpc")},
+        {"rpc.method", std::string("/helloworld.Greeter/SayHello")},
+        {"rpc.response.status_code", std::string("NOT_FOUND")},
+        {"rpc.grpc.status_code", int64_t{5}},
+        {"server.address", std::string("10.0.0.1")},
+        {"server.port", int64_t{50051}},
+        {"client.address", std::string("10.0.0.2")},
+        {"network.peer.address", std::string("10.0.0.2")},
+        {"network.peer.port", int64_t{51234}},
+        {"network.protocol.name", std::string("http")},
+        {"network.protocol.version", std::string("2")},
+    };
+    EXPECT_EQ(attributes_of(span.attributes()), expected);
+}
+
+TEST(OtlpSpanEncoding, RpcClientSpanUsesPeerAsServer) {
+    auto s = rpc_server_span(0);
+    s.kind = pipeline::SpanKind::Client;
+    s.local = {"10.0.0.1", 40000};
+    s.peer = {"10.0.0.9", 50051};
+    const auto span = round_trip(s, ids_with_parent());
+    EXPECT_EQ(span.name(), "/helloworld.Greeter/SayHello");
+    EXPECT_EQ(span.kind(), otlp_trace::Span::SPAN_KIND_CLIENT);
+    EXPECT_EQ(span.status().code(), otlp_trace::Status::STATUS_CODE_UNSET);
+    const Attributes expected = {
+        {"rpc.system.name", std::string("grpc")},
+        {"rpc.method", std::string("/helloworld.Greeter/SayHello")},
+        {"rpc.response.status_code", std::string("OK")},
+        {"rpc.grpc.status_code", int64_t{0}},
+        {"server.address", std::string("10.0.0.9")},
+        {"server.port", int64_t{50051}},
+        {"network.peer.address", std::string("10.0.0.9")},
+        {"network.peer.port", int64_t{50051}},
+        {"network.protocol.name", std::string("http")},
+        {"network.protocol.version", std::string("2")},
+    };
+    EXPECT_EQ(attributes_of(span.attributes()), expected);
+}
+
+TEST(OtlpSpanEncoding, RpcStatusDecidesErrorDifferentlyForServersAndClients) {
+    using pipeline::SpanKind;
+    struct Case {
+        SpanKind kind;
+        int code;
+        bool reset;
+        std::string error_type;  // empty: not an error
+    };
+    const std::vector<Case> cases = {
+        {SpanKind::Server, 0, false, ""},
+        {SpanKind::Server, 1, false, ""},
+        {SpanKind::Server, 2, false, "UNKNOWN"},
+        {SpanKind::Server, 3, false, ""},
+        {SpanKind::Server, 4, false, "DEADLINE_EXCEEDED"},
+        {SpanKind::Server, 5, false, ""},
+        {SpanKind::Server, 7, false, ""},
+        {SpanKind::Server, 12, false, "UNIMPLEMENTED"},
+        {SpanKind::Server, 13, false, "INTERNAL"},
+        {SpanKind::Server, 14, false, "UNAVAILABLE"},
+        {SpanKind::Server, 15, false, "DATA_LOSS"},
+        {SpanKind::Server, 16, false, ""},
+        {SpanKind::Server, -1, false, ""},
+        {SpanKind::Client, 0, false, ""},
+        {SpanKind::Client, 1, false, "CANCELLED"},
+        {SpanKind::Client, 5, false, "NOT_FOUND"},
+        {SpanKind::Client, 16, false, "UNAUTHENTICATED"},
+        {SpanKind::Client, 20, false, "20"},
+        {SpanKind::Client, -1, false, ""},
+        {SpanKind::Server, -1, true, "stream_reset"},
+        {SpanKind::Server, 0, true, "stream_reset"},
+        {SpanKind::Server, 1, true, "CANCELLED"},
+        {SpanKind::Client, -1, true, "stream_reset"},
+    };
+    for (const Case& c : cases) {
+        auto s = rpc_server_span(c.code);
+        s.kind = c.kind;
+        s.stream_reset = c.reset;
+        const auto span = round_trip(s, ids_with_parent());
+        const std::string what = std::string(c.kind == SpanKind::Server ? "server " : "client ") +
+                                 std::to_string(c.code) + (c.reset ? " reset" : "");
+        EXPECT_EQ(span.status().code(), c.error_type.empty()
+                                            ? otlp_trace::Status::STATUS_CODE_UNSET
+                                            : otlp_trace::Status::STATUS_CODE_ERROR)
+            << what;
+        auto attrs = attributes_of(span.attributes());
+        if (c.error_type.empty()) {
+            EXPECT_EQ(attrs.count("error.type"), 0u) << what;
+        } else {
+            EXPECT_EQ(std::get<std::string>(attrs["error.type"]), c.error_type) << what;
+        }
+        // No status seen: nothing claims one.
+        EXPECT_EQ(attrs.count("rpc.grpc.status_code"), c.code >= 0 ? 1u : 0u) << what;
+        EXPECT_EQ(attrs.count("rpc.response.status_code"), c.code >= 0 ? 1u : 0u) << what;
+    }
+}
+
+TEST(OtlpSpanEncoding, RpcSpanHasNoHttpAttributes) {
+    auto s = rpc_server_span(0);
+    s.path = "/helloworld.Greeter/SayHello";
+    const auto span = round_trip(s, ids_with_parent());
+    for (const auto& [key, value] : attributes_of(span.attributes())) {
+        EXPECT_NE(key.rfind("http.", 0), 0u) << key;
+        EXPECT_NE(key.rfind("url.", 0), 0u) << key;
+    }
+}
+
+TEST(OtlpSpanEncoding, RpcNameFallsBackToTheSystemWhenTheMethodIsNotKnown) {
+    struct Case {
+        std::string name;
+        std::string path;
+        std::string route;
+        std::string span_name;
+        std::optional<std::string> method;
+        std::optional<std::string> method_original;
+    };
+    const std::vector<Case> cases = {
+        {"bounded method", "/a.S/M", "/a.S/M", "/a.S/M", "/a.S/M", std::nullopt},
+        {"not through the route matcher", "/a.S/M", "", "/a.S/M", "/a.S/M", std::nullopt},
+        {"over the per-service cap", "/a.S/M", "_OTHER", "grpc", "_OTHER", "/a.S/M"},
+        {"undecodable", "", "", "grpc", std::nullopt, std::nullopt},
+    };
+    for (const Case& c : cases) {
+        SCOPED_TRACE(c.name);
+        auto s = rpc_server_span(0);
+        s.path = c.path;
+        s.route = c.route;
+        const auto span = round_trip(s, ids_with_parent());
+        EXPECT_EQ(span.name(), c.span_name);
+        auto attrs = attributes_of(span.attributes());
+        if (c.method) {
+            EXPECT_EQ(std::get<std::string>(attrs["rpc.method"]), *c.method);
+        } else {
+            EXPECT_EQ(attrs.count("rpc.method"), 0u);
+        }
+        if (c.method_original) {
+            EXPECT_EQ(std::get<std::string>(attrs["rpc.method_original"]), *c.method_original);
+        } else {
+            EXPECT_EQ(attrs.count("rpc.method_original"), 0u);
+        }
+    }
+}
+
+TEST(OtlpSpanEncoding, PartialRpcSpanIsMarked) {
+    auto s = rpc_server_span(-1);
+    s.partial = true;
+    const auto span = round_trip(s, ids_with_parent());
+    auto attrs = attributes_of(span.attributes());
+    EXPECT_EQ(std::get<bool>(attrs["sonde.partial"]), true);
+    EXPECT_EQ(span.status().code(), otlp_trace::Status::STATUS_CODE_UNSET);
 }
 
 TEST(OtlpSpanEncoding, NonStandardMethodBecomesOther) {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace sonde::exporter {
 namespace {
@@ -111,10 +112,116 @@ TEST(SpanJson, ParsesBackWithEveryKey) {
     EXPECT_EQ(j.at("service_name"), "checkout");
     EXPECT_EQ(j.at("service_namespace"), "shop");
     EXPECT_EQ(j.at("exe"), "/usr/bin/checkout");
-    EXPECT_EQ(j.size(), 26u);
+    EXPECT_EQ(j.at("error_type"), "");
+    EXPECT_EQ(j.at("stream_reset"), false);
+    EXPECT_EQ(j.at("partial"), false);
+    EXPECT_EQ(j.size(), 29u);  // an HTTP span has no rpc_* keys
     EXPECT_EQ(j["trace_id"], "00000000000000000000000000000000");
     EXPECT_EQ(j["parent_span_id"], "");
     EXPECT_EQ(j["sampled"], true);
+}
+
+// ---- Errors, HTTP/2 and RPC spans
+
+Span rpc_span(int grpc_status) {
+    Span span = sample_span();
+    span.rpc = true;
+    span.rpc_status = grpc_status;
+    span.method = "POST";
+    span.path = "/helloworld.Greeter/SayHello";
+    span.route = "/helloworld.Greeter/SayHello";
+    span.protocol_version = "2";
+    span.local = {"127.0.0.1", 50051};
+    span.request_body_bytes = 12;
+    span.response_body_bytes = 17;
+    return span;
+}
+
+TEST(SpanText, RpcShowsTheMethodAndGrpcStatus) {
+    EXPECT_EQ(format_span_text(rpc_span(5)),
+              "2026-11-26T05:00:00.123456Z SERVER pid=123 service=checkout grpc "
+              "/helloworld.Greeter/SayHello grpc_status=NOT_FOUND dur=12.345ms req=12B resp=17B "
+              "local=127.0.0.1:50051 peer=127.0.0.1:51234 "
+              "trace=00000000000000000000000000000000 span=0000000000000000");
+}
+
+TEST(SpanText, ErrorsResetsAndPartialsAreAppended) {
+    struct Case {
+        std::string name;
+        Span span;
+        std::string needle;  // expected in the line
+        std::string absent;  // must not be in it
+    };
+    Span server_error = sample_span();
+    server_error.status = 503;
+    Span reset = sample_span();
+    reset.protocol_version = "2";
+    reset.stream_reset = true;
+    Span partial = sample_span();
+    partial.partial = true;
+    Span rpc_no_status = rpc_span(-1);
+    Span rpc_reset = rpc_span(1);
+    rpc_reset.stream_reset = true;
+    Span rpc_capped = rpc_span(13);
+    rpc_capped.route = "_OTHER";
+    const std::vector<Case> cases = {
+        {"http ok", sample_span(), "span=0000000000000000", " error="},
+        {"http 503", server_error, " status=503 ", ""},
+        {"http 503 error", server_error, "span=0000000000000000 error=503", " stream_reset"},
+        {"http/2 reset", reset, " error=stream_reset stream_reset", ""},
+        {"partial", partial, " partial", " error="},
+        {"rpc without status", rpc_no_status, " grpc_status=- ", " error="},
+        {"rpc reset as CANCELLED", rpc_reset, " error=CANCELLED stream_reset", ""},
+        // The printer shows what was called; the capped name is for metrics and span names.
+        {"rpc over the method cap", rpc_capped, " /helloworld.Greeter/SayHello ", "_OTHER"},
+        {"rpc INTERNAL", rpc_capped, " grpc_status=INTERNAL ", " route="},
+    };
+    for (const Case& c : cases) {
+        const std::string line = format_span_text(c.span);
+        EXPECT_NE(line.find(c.needle), std::string::npos) << c.name << ": " << line;
+        if (!c.absent.empty()) {
+            EXPECT_EQ(line.find(c.absent), std::string::npos) << c.name << ": " << line;
+        }
+    }
+}
+
+TEST(SpanJson, RpcSpanCarriesItsRpcFields) {
+    Span span = rpc_span(14);
+    span.kind = SpanKind::Client;
+    span.peer = {"10.0.0.9", 50051};
+    span.stream_reset = true;
+    span.partial = true;
+    const auto j = nlohmann::json::parse(format_span_json(span));
+    EXPECT_EQ(j.at("rpc_system_name"), "grpc");
+    EXPECT_EQ(j.at("rpc_method"), "/helloworld.Greeter/SayHello");
+    EXPECT_EQ(j.at("rpc_response_status_code"), "UNAVAILABLE");
+    EXPECT_EQ(j.at("rpc_grpc_status_code"), 14);
+    EXPECT_EQ(j.at("error_type"), "UNAVAILABLE");
+    EXPECT_EQ(j.at("stream_reset"), true);
+    EXPECT_EQ(j.at("partial"), true);
+    EXPECT_EQ(j.at("protocol_version"), "2");
+    EXPECT_EQ(j.at("path"), "/helloworld.Greeter/SayHello");
+    EXPECT_EQ(j.at("server_port"), 50051);
+    EXPECT_EQ(j.size(), 33u);
+
+    const auto none = nlohmann::json::parse(format_span_json(rpc_span(-1)));
+    EXPECT_TRUE(none.at("rpc_grpc_status_code").is_null());
+    EXPECT_EQ(none.at("rpc_response_status_code"), "");
+    EXPECT_EQ(none.at("error_type"), "");
+
+    Span capped = rpc_span(0);
+    capped.route = "_OTHER";
+    EXPECT_EQ(nlohmann::json::parse(format_span_json(capped)).at("rpc_method"), "_OTHER");
+}
+
+TEST(SpanJson, Http2ResetIsAnError) {
+    Span span = sample_span();
+    span.protocol_version = "2";
+    span.stream_reset = true;
+    const auto j = nlohmann::json::parse(format_span_json(span));
+    EXPECT_EQ(j.at("error_type"), "stream_reset");
+    EXPECT_EQ(j.at("protocol_version"), "2");
+    EXPECT_EQ(j.count("rpc_method"), 0u);
 }
 
 TEST(SpanJson, ClientServerIsThePeer) {

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <ostream>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,7 +25,9 @@ static void PrintTo(const SeriesLabels& l, std::ostream* os) {
         << " server=" << testing::PrintToString(l.server_address) << ":" << l.server_port
         << " service=" << testing::PrintToString(l.service_name) << "/"
         << testing::PrintToString(l.service_namespace)
-        << " scheme=" << testing::PrintToString(l.url_scheme) << "}";
+        << " scheme=" << testing::PrintToString(l.url_scheme)
+        << " rpc=" << testing::PrintToString(l.rpc_system) << ":"
+        << testing::PrintToString(l.rpc_method) << ":" << l.rpc_status << "}";
 }
 
 namespace {
@@ -56,6 +59,29 @@ Span server_span(double seconds, std::string route = "/orders/*") {
     span.local = {"127.0.0.1", 8080};
     span.peer = {"127.0.0.1", 51234};
     span.service = checkout_service();
+    return span;
+}
+
+constexpr std::string_view kRpcServerDuration = "rpc_server_call_duration_seconds";
+constexpr std::string_view kRpcClientDuration = "rpc_client_call_duration_seconds";
+
+// A gRPC call as the HTTP/2 parser reports it, after the route matcher bounded its method.
+Span rpc_span(SpanKind kind, int grpc_status, double seconds = 0.01) {
+    Span span = server_span(seconds, "/helloworld.Greeter/SayHello");
+    span.kind = kind;
+    span.rpc = true;
+    span.rpc_status = grpc_status;
+    span.method = "POST";
+    span.path = "/helloworld.Greeter/SayHello";
+    span.protocol_version = "2";
+    span.request_body_bytes = 12;
+    span.response_body_bytes = 20;
+    if (kind == SpanKind::Client) {
+        span.local = {"10.0.0.5", 40000};
+        span.peer = {"10.0.0.9", 50051};
+    } else {
+        span.local = {"127.0.0.1", 50051};
+    }
     return span;
 }
 
@@ -350,6 +376,9 @@ TEST(RedMetricsSnapshot, HoldsEveryFamilyWithItsOwnBucketsAndCounts) {
     client.request_body_bytes = 500;
     client.response_body_bytes = 10;
     metrics.record(client);
+    metrics.record(rpc_span(SpanKind::Server, 0, 0.05));
+    metrics.record(rpc_span(SpanKind::Server, 0, 0.5));
+    metrics.record(rpc_span(SpanKind::Client, 0, 0.2));
 
     const MetricsSnapshot snapshot = metrics.snapshot();
     struct Expected {
@@ -366,6 +395,9 @@ TEST(RedMetricsSnapshot, HoldsEveryFamilyWithItsOwnBucketsAndCounts) {
         {MetricFamily::ServerResponseBodySize, {1000}, 2, 2500, {1, 1}},
         {MetricFamily::ClientRequestBodySize, {10, 100}, 1, 500, {0, 0, 1}},
         {MetricFamily::ClientResponseBodySize, {1000}, 1, 10, {1, 0}},
+        // RPCs use the duration layout and never reach the HTTP families above.
+        {MetricFamily::RpcServerDuration, {0.1, 1}, 2, 0.55, {1, 1, 0}},
+        {MetricFamily::RpcClientDuration, {0.1, 1}, 1, 0.2, {0, 1, 0}},
     };
     ASSERT_EQ(table.size(), kMetricFamilyCount);
     for (size_t f = 0; f < table.size(); ++f) {
@@ -575,6 +607,183 @@ TEST(RedMetricsSnapshot, ConsistentUnderConcurrentRecords) {
     EXPECT_EQ(total, uint64_t(kThreads * kPerThread));
 }
 
+// ---- RPC families
+
+TEST(RedMetricsRpc, ServerCallIsCountedUnderItsStatusName) {
+    RedMetrics metrics = default_metrics();
+    metrics.record(rpc_span(SpanKind::Server, 5, 0.001));
+    std::string text;
+    metrics.render_prometheus(text);
+    EXPECT_NE(text.find("# HELP rpc_server_call_duration_seconds "), std::string::npos) << text;
+    EXPECT_NE(text.find("# TYPE rpc_server_call_duration_seconds histogram\n"), std::string::npos);
+    EXPECT_NE(text.find("\nrpc_server_call_duration_seconds_count{rpc_grpc_status_code=\"5\","
+                        "rpc_method=\"/helloworld.Greeter/SayHello\","
+                        "rpc_response_status_code=\"NOT_FOUND\",rpc_system_name=\"grpc\","
+                        "server_address=\"127.0.0.1\",server_port=\"50051\","
+                        "service_name=\"checkout\",service_namespace=\"shop\"} 1\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("\nrpc_server_call_duration_seconds_bucket{rpc_grpc_status_code=\"5\","
+                        "rpc_method=\"/helloworld.Greeter/SayHello\","
+                        "rpc_response_status_code=\"NOT_FOUND\",rpc_system_name=\"grpc\","
+                        "server_address=\"127.0.0.1\",server_port=\"50051\","
+                        "service_name=\"checkout\",service_namespace=\"shop\",le=\"0.005\"} 1\n"),
+              std::string::npos)
+        << text;
+    // Not an HTTP request as far as the metrics go, and RPCs have no body-size families.
+    EXPECT_EQ(text.find("http_"), std::string::npos) << text;
+    EXPECT_EQ(text.find("rpc_client"), std::string::npos) << text;
+}
+
+TEST(RedMetricsRpc, EveryKindAndStatusLandsInItsOwnSeries) {
+    struct Case {
+        std::string name;
+        Span span;
+        std::string_view family;
+        std::map<std::string, std::string> labels;
+    };
+    Span no_status = rpc_span(SpanKind::Server, -1);
+    Span unnamed_code = rpc_span(SpanKind::Client, 99);
+    Span capped = rpc_span(SpanKind::Server, 0);
+    capped.route = "_OTHER";
+    Span unbounded = rpc_span(SpanKind::Server, 0);
+    unbounded.route.clear();  // not through the route matcher: the parsed method
+    unbounded.path = "/pkg.Svc/Raw";
+    const std::vector<Case> cases = {
+        {"server OK",
+         rpc_span(SpanKind::Server, 0),
+         kRpcServerDuration,
+         {{"rpc_grpc_status_code", "0"},
+          {"rpc_response_status_code", "OK"},
+          {"server_address", "127.0.0.1"},
+          {"server_port", "50051"}}},
+        {"client uses the peer as server",
+         rpc_span(SpanKind::Client, 14),
+         kRpcClientDuration,
+         {{"rpc_grpc_status_code", "14"},
+          {"rpc_response_status_code", "UNAVAILABLE"},
+          {"server_address", "10.0.0.9"},
+          {"server_port", "50051"}}},
+        // Empty, which Prometheus treats as absent: "0" would claim OK.
+        {"no status seen",
+         no_status,
+         kRpcServerDuration,
+         {{"rpc_grpc_status_code", ""}, {"rpc_response_status_code", ""}}},
+        {"codes past 16 as decimal",
+         unnamed_code,
+         kRpcClientDuration,
+         {{"rpc_grpc_status_code", "99"}, {"rpc_response_status_code", "99"}}},
+        {"capped method", capped, kRpcServerDuration, {{"rpc_method", "_OTHER"}}},
+        {"parsed method when no route was set",
+         unbounded,
+         kRpcServerDuration,
+         {{"rpc_method", "/pkg.Svc/Raw"}}},
+    };
+    for (const Case& c : cases) {
+        SCOPED_TRACE(c.name);
+        RedMetrics metrics = default_metrics();
+        metrics.record(c.span);
+        const auto samples = render(metrics);
+        std::map<std::string, std::string> labels = c.labels;
+        labels.emplace("rpc_system_name", "grpc");
+        labels.emplace("rpc_method", "/helloworld.Greeter/SayHello");
+        labels.emplace("service_name", "checkout");
+        EXPECT_EQ(only_value(samples, std::string(c.family) + "_count", labels), "1");
+        size_t rendered = 0;
+        for (const Sample& sample : samples) {
+            if (sample.name.rfind("http_", 0) == 0) ADD_FAILURE() << sample.name;
+            if (sample.name == std::string(c.family) + "_count") {
+                ++rendered;
+                // The RPC label set only: no HTTP label, not even an empty one.
+                EXPECT_EQ(sample.labels.count("http_route"), 0u);
+                EXPECT_EQ(sample.labels.count("url_scheme"), 0u);
+                EXPECT_EQ(sample.labels.size(), 8u);
+            }
+        }
+        EXPECT_EQ(rendered, 1u);
+    }
+}
+
+TEST(RedMetricsRpc, HttpAndRpcOfOneServiceStaySeparate) {
+    RedMetrics metrics = default_metrics();
+    metrics.record(server_span(0.01));
+    metrics.record(rpc_span(SpanKind::Server, 0));
+    metrics.record(rpc_span(SpanKind::Server, 0));
+    Span h2 = server_span(0.01);
+    h2.protocol_version = "2";  // plain HTTP/2 stays HTTP
+    metrics.record(h2);
+    const auto samples = render(metrics);
+    EXPECT_EQ(only_value(samples, std::string(kServerDuration) + "_count"), "2");
+    EXPECT_EQ(only_value(samples, std::string(kRpcServerDuration) + "_count"), "2");
+    EXPECT_EQ(only_value(samples, "http_server_request_body_size_bytes_count"), "2");
+}
+
+TEST(RedMetricsRpc, SnapshotLabelsReadBackAsStored) {
+    RedMetrics metrics = default_metrics();
+    metrics.record(rpc_span(SpanKind::Server, 13));
+    metrics.record(rpc_span(SpanKind::Client, -1));
+    const MetricsSnapshot snapshot = metrics.snapshot();
+    SeriesLabels server;
+    server.server_address = "127.0.0.1";
+    server.server_port = 50051;
+    server.service_name = "checkout";
+    server.service_namespace = "shop";
+    server.rpc_system = "grpc";
+    server.rpc_method = "/helloworld.Greeter/SayHello";
+    server.rpc_status = 13;
+    SeriesLabels client = server;
+    client.server_address = "10.0.0.9";
+    client.rpc_status = -1;
+    const auto& server_family = family_of(snapshot, MetricFamily::RpcServerDuration);
+    const auto& client_family = family_of(snapshot, MetricFamily::RpcClientDuration);
+    ASSERT_EQ(server_family.series.size(), 1u);
+    ASSERT_EQ(client_family.series.size(), 1u);
+    EXPECT_EQ(server_family.series[0].labels, server);
+    EXPECT_EQ(client_family.series[0].labels, client);
+    EXPECT_EQ(server_family.bounds, default_duration_buckets());
+    for (const FamilySnapshot& family : snapshot.families) {
+        if (metric_family_info(family.family).schema == LabelSchema::Http) {
+            EXPECT_TRUE(family.series.empty()) << metric_family_info(family.family).prometheus_name;
+        }
+    }
+}
+
+TEST(RedMetricsRpc, SeriesCapCoversEveryFamily) {
+    RedMetrics metrics = default_metrics(3);
+    metrics.record(server_span(0.001, "/a"));
+    metrics.record(rpc_span(SpanKind::Server, 0));
+    metrics.record(rpc_span(SpanKind::Client, 0));
+    // Full: new label sets of either schema are refused, known ones still counted.
+    metrics.record(rpc_span(SpanKind::Server, 5));
+    metrics.record(server_span(0.001, "/b"));
+    metrics.record(rpc_span(SpanKind::Server, 0));
+    EXPECT_EQ(metrics.dropped_series(), 2u);
+    const auto samples = render(metrics);
+    EXPECT_EQ(only_value(samples, std::string(kRpcServerDuration) + "_count"), "2");
+    EXPECT_EQ(only_value(samples, std::string(kRpcClientDuration) + "_count"), "1");
+    EXPECT_EQ(only_value(samples, std::string(kServerDuration) + "_count"), "1");
+}
+
+TEST(RedMetricsFamilies, TableDescribesEveryFamilyOnce) {
+    std::set<std::string_view> prometheus_names;
+    std::set<std::string_view> otel_names;
+    for (size_t f = 0; f < kMetricFamilyCount; ++f) {
+        const MetricFamilyInfo& info = kMetricFamilies[f];
+        EXPECT_EQ(static_cast<size_t>(info.family), f);
+        EXPECT_TRUE(prometheus_names.insert(info.prometheus_name).second) << info.prometheus_name;
+        EXPECT_TRUE(otel_names.insert(info.otel_name).second) << info.otel_name;
+        // Durations are seconds, sizes bytes, in both namings.
+        const bool duration = info.measure == Measure::Duration;
+        EXPECT_EQ(info.otel_unit, duration ? "s" : "By") << info.otel_name;
+        const std::string_view suffix = duration ? "_seconds" : "_bytes";
+        EXPECT_TRUE(info.prometheus_name.size() > suffix.size() &&
+                    info.prometheus_name.substr(info.prometheus_name.size() - suffix.size()) ==
+                        suffix)
+            << info.prometheus_name;
+        EXPECT_FALSE(info.help.empty());
+    }
+}
+
 TEST(RedMetrics, PromtoolFindsNothingToComplainAbout) {
     if (!test_util::promtool_available()) {
         GTEST_SKIP() << "promtool not installed";
@@ -591,6 +800,8 @@ TEST(RedMetrics, PromtoolFindsNothingToComplainAbout) {
     client.peer = {"::1", 9000};
     client.response_body_bytes = 1 << 20;
     metrics.record(client);
+    metrics.record(rpc_span(SpanKind::Server, 5));
+    metrics.record(rpc_span(SpanKind::Client, -1));
     SelfMetrics self;
     self.events_read = 42;
     self.connections_tracked = 3;

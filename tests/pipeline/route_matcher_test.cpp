@@ -670,5 +670,91 @@ TEST(RouteCapDetails, RouteViewsOutliveLaterCallsAndMoves) {
     EXPECT_EQ(heuristic_route_view, "/items/*");
 }
 
+// ---- RPC methods: bounded, never rewritten.
+
+TEST(RouteMatcherRpc, MethodsAreKeptVerbatimWhateverTheUnmatchedMode) {
+    const std::vector<std::string> methods = {
+        "/helloworld.Greeter/SayHello",
+        "/grpc.health.v1.Health/Check",
+        // Would be wildcarded as a path: a long hex segment, a numeric one.
+        "/pkg.v1.Store/Get0123456789abcdef0123456789abcdef",
+        "/svc.Numbers/12345",
+    };
+    for (const UnmatchedMode mode :
+         {UnmatchedMode::Unset, UnmatchedMode::Path, UnmatchedMode::Wildcard,
+          UnmatchedMode::Heuristic, UnmatchedMode::LowCardinality}) {
+        // A pattern that would match the method as a path must not rewrite it either.
+        RouteMatcher matcher = make(with_patterns({"/helloworld.Greeter/{method}"}, mode));
+        for (const std::string& method : methods) {
+            const RouteDecision decision = matcher.classify_rpc("svc", method);
+            EXPECT_EQ(decision.route, method) << to_string(mode);
+            EXPECT_FALSE(decision.matched_pattern || decision.overflow ||
+                         decision.ignore_in_metrics || decision.ignore_in_traces);
+        }
+        EXPECT_EQ(matcher.segment_nodes("svc"), 0u);  // the low-cardinality trie is for paths
+    }
+}
+
+TEST(RouteMatcherRpc, IgnoredPatternsApplyToMethods) {
+    RouteMatcherOptions options = with_patterns({}, UnmatchedMode::Heuristic);
+    options.ignored_patterns = {"/grpc.health.v1.Health/*"};
+    options.ignore_mode = IgnoreMode::All;
+    RouteMatcher matcher = make(std::move(options));
+    const RouteDecision health = matcher.classify_rpc("svc", "/grpc.health.v1.Health/Check");
+    EXPECT_TRUE(health.ignore_in_metrics && health.ignore_in_traces);
+    EXPECT_TRUE(health.route.empty());
+    EXPECT_EQ(matcher.distinct_routes("svc"), 0u);
+    EXPECT_EQ(matcher.classify_rpc("svc", "/helloworld.Greeter/SayHello").route,
+              "/helloworld.Greeter/SayHello");
+}
+
+TEST(RouteMatcherRpc, MethodsShareTheServiceCapAndOverflowToOther) {
+    RouteMatcherOptions options = with_patterns({}, UnmatchedMode::Path);
+    options.max_routes_per_service = 4;  // three values, then the overflow
+    RouteMatcher matcher = make(std::move(options));
+    EXPECT_EQ(route_of(matcher, "/http/route"), "/http/route");
+    EXPECT_EQ(matcher.classify_rpc("svc", "/a.S/One").route, "/a.S/One");
+    EXPECT_EQ(matcher.classify_rpc("svc", "/a.S/Two").route, "/a.S/Two");
+    const RouteDecision third = matcher.classify_rpc("svc", "/a.S/Three");
+    EXPECT_TRUE(third.overflow);
+    EXPECT_EQ(third.route, "_OTHER");
+    // An HTTP path past the cap still gets the HTTP overflow route.
+    EXPECT_EQ(route_of(matcher, "/another"), RouteMatcher::kOverflowRoute);
+    // Known methods keep resolving; the cap is per service.
+    EXPECT_EQ(matcher.classify_rpc("svc", "/a.S/One").route, "/a.S/One");
+    EXPECT_EQ(matcher.classify_rpc("other", "/a.S/Three").route, "/a.S/Three");
+    EXPECT_EQ(matcher.overflowed(), 2u);
+}
+
+TEST(RouteMatcherRpc, FloodOfUniqueMethodsStaysUnderTheCap) {
+    RouteMatcherOptions options;
+    options.max_routes_per_service = 50;
+    RouteMatcher matcher = make(std::move(options));
+    std::set<std::string> values;
+    for (uint64_t i = 0; i < 10000; ++i) {
+        values.emplace(matcher.classify_rpc("svc", "/scan.Svc/" + letters(i)).route);
+    }
+    EXPECT_EQ(values.size(), 50u);  // 49 methods and _OTHER
+    EXPECT_EQ(values.count("_OTHER"), 1u);
+    EXPECT_EQ(matcher.distinct_routes("svc"), 50u);
+}
+
+TEST(RouteMatcherRpc, UnknownMethodHasNoRouteAndTakesNoSlot) {
+    RouteMatcher matcher = make(RouteMatcherOptions{});
+    const RouteDecision decision = matcher.classify_rpc("svc", "");
+    EXPECT_TRUE(decision.route.empty());
+    EXPECT_FALSE(decision.overflow);
+    EXPECT_EQ(matcher.distinct_routes("svc"), 0u);
+}
+
+TEST(RouteMatcherRpc, QueryIsCutAndLongMethodsAreBounded) {
+    RouteMatcher matcher = make(RouteMatcherOptions{});
+    EXPECT_EQ(matcher.classify_rpc("svc", "/a.S/M?token=secret").route, "/a.S/M");
+    const std::string long_method = "/pkg.Service/" + std::string(400, 'm');
+    const std::string_view route = matcher.classify_rpc("svc", long_method).route;
+    EXPECT_LE(route.size(), 256u);
+    EXPECT_EQ(route, "/pkg.Service/*");
+}
+
 }  // namespace
 }  // namespace sonde::pipeline

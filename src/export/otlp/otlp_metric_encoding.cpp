@@ -6,6 +6,8 @@
 #include <string>
 #include <utility>
 
+#include "pipeline/span_semantics.h"
+
 namespace sonde::exporter::otlp {
 
 namespace {
@@ -23,19 +25,42 @@ void encode_metrics_resource(std::string_view service_name, std::string_view ser
     append_agent_attributes(options, attrs);
 }
 
-// Attributes follow the conventions' HTTP metrics; a label RedMetrics could not fill (status 0:
-// no response was seen; an unknown address or port) is left out rather than sent as a value
-// that means nothing, as the span encoder does.
-void encode_point(const pipeline::SeriesSnapshot& series, const std::vector<double>& bounds,
-                  const MetricsEncodeOptions& options, otlp_metrics::HistogramDataPoint* out) {
-    const pipeline::SeriesLabels& labels = series.labels;
-    auto* attrs = out->mutable_attributes();
+// Attributes follow the conventions' HTTP and RPC metrics; a label RedMetrics could not fill
+// (HTTP status 0 or gRPC status -1: no response was seen; an unknown address or port) is left
+// out rather than sent as a value that means nothing, as the span encoder does.
+void encode_http_attributes(const pipeline::SeriesLabels& labels, KeyValues* attrs) {
     add_string(attrs, "http.request.method", labels.method);
     if (labels.status != 0) add_int(attrs, "http.response.status_code", labels.status);
     if (!labels.route.empty()) add_string(attrs, "http.route", labels.route);
     if (!labels.server_address.empty()) add_string(attrs, "server.address", labels.server_address);
     if (labels.server_port != 0) add_int(attrs, "server.port", labels.server_port);
     if (!labels.url_scheme.empty()) add_string(attrs, "url.scheme", labels.url_scheme);
+}
+
+void encode_rpc_attributes(const pipeline::SeriesLabels& labels, KeyValues* attrs) {
+    add_string(attrs, "rpc.system.name", labels.rpc_system);
+    if (!labels.rpc_method.empty()) add_string(attrs, "rpc.method", labels.rpc_method);
+    if (labels.rpc_status >= 0) {
+        add_string(attrs, "rpc.response.status_code",
+                   pipeline::grpc_status_text(labels.rpc_status));
+        // Not in the stable conventions, but what Beyla's dashboards group by.
+        add_int(attrs, "rpc.grpc.status_code", labels.rpc_status);
+    }
+    if (!labels.server_address.empty()) add_string(attrs, "server.address", labels.server_address);
+    if (labels.server_port != 0) add_int(attrs, "server.port", labels.server_port);
+}
+
+void encode_point(const pipeline::SeriesSnapshot& series, const pipeline::FamilySnapshot& family,
+                  const MetricsEncodeOptions& options, otlp_metrics::HistogramDataPoint* out) {
+    const std::vector<double>& bounds = family.bounds;
+    switch (pipeline::metric_family_info(family.family).schema) {
+        case pipeline::LabelSchema::Http:
+            encode_http_attributes(series.labels, out->mutable_attributes());
+            break;
+        case pipeline::LabelSchema::Rpc:
+            encode_rpc_attributes(series.labels, out->mutable_attributes());
+            break;
+    }
 
     out->set_start_time_unix_nano(options.start_time_unix_nano);
     out->set_time_unix_nano(options.time_unix_nano);
@@ -85,35 +110,11 @@ std::optional<HistogramData> difference(const HistogramData& now, const Histogra
 }  // namespace
 
 std::string_view otel_metric_name(MetricFamily family) {
-    switch (family) {
-        case MetricFamily::ServerDuration:
-            return "http.server.request.duration";
-        case MetricFamily::ClientDuration:
-            return "http.client.request.duration";
-        case MetricFamily::ServerRequestBodySize:
-            return "http.server.request.body.size";
-        case MetricFamily::ServerResponseBodySize:
-            return "http.server.response.body.size";
-        case MetricFamily::ClientRequestBodySize:
-            return "http.client.request.body.size";
-        case MetricFamily::ClientResponseBodySize:
-            return "http.client.response.body.size";
-    }
-    return "";  // unreachable: the switch covers every family
+    return pipeline::metric_family_info(family).otel_name;
 }
 
 std::string_view otel_metric_unit(MetricFamily family) {
-    switch (family) {
-        case MetricFamily::ServerDuration:
-        case MetricFamily::ClientDuration:
-            return "s";
-        case MetricFamily::ServerRequestBodySize:
-        case MetricFamily::ServerResponseBodySize:
-        case MetricFamily::ClientRequestBodySize:
-        case MetricFamily::ClientResponseBodySize:
-            return "By";
-    }
-    return "";  // unreachable: the switch covers every family
+    return pipeline::metric_family_info(family).otel_unit;
 }
 
 void build_metrics_request(const pipeline::MetricsSnapshot& snapshot,
@@ -153,7 +154,7 @@ void build_metrics_request(const pipeline::MetricsSnapshot& snapshot,
                 histogram = metric->mutable_histogram();
                 histogram->set_aggregation_temporality(to_proto(options.temporality));
             }
-            encode_point(series, family.bounds, options, histogram->add_data_points());
+            encode_point(series, family, options, histogram->add_data_points());
         }
     }
 }

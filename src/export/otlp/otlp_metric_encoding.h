@@ -1,6 +1,6 @@
 // Pure conversion of RED metric snapshots into OTLP metric messages, following the OTel HTTP
-// semantic conventions, plus the bookkeeping that turns cumulative snapshots into deltas. No I/O,
-// no clock: the caller supplies the timestamps and the agent-wide resource facts.
+// and RPC semantic conventions, plus the bookkeeping that turns cumulative snapshots into deltas.
+// No I/O, no clock: the caller supplies the timestamps and the agent-wide resource facts.
 #pragma once
 
 #include <array>
@@ -30,7 +30,8 @@ struct MetricsEncodeOptions {
     uint64_t time_unix_nano = 0;
 };
 
-// The conventions' instrument name ("http.server.request.duration", ...).
+// The conventions' instrument name ("http.server.request.duration", "rpc.server.call.duration",
+// ...), from pipeline::kMetricFamilies.
 std::string_view otel_metric_name(pipeline::MetricFamily family);
 // UCUM unit: "s" for durations, "By" for body sizes.
 std::string_view otel_metric_unit(pipeline::MetricFamily family);

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "pipeline/span_semantics.h"
+
 namespace sonde::exporter::otlp {
 
 void add_string(KeyValues* attrs, std::string_view key, std::string_view value) {
@@ -48,6 +50,14 @@ std::string_view normalized_method(std::string_view method) {
 }
 
 std::string span_name(const pipeline::Span& span) {
+    if (span.rpc) {
+        // The conventions fall back to the system's name when the method is unknown or was
+        // capped to _OTHER: a span name must stay low-cardinality.
+        const std::string_view method = pipeline::rpc_method(span);
+        return std::string(method.empty() || method == pipeline::kOtherRpcMethod
+                               ? pipeline::kRpcSystemGrpc
+                               : method);
+    }
     std::string_view method = normalized_method(span.method);
     std::string name(method == "_OTHER" ? std::string_view("HTTP") : method);
     if (!span.route.empty()) {
@@ -57,10 +67,40 @@ std::string span_name(const pipeline::Span& span) {
     return name;
 }
 
-bool is_error_status(pipeline::SpanKind kind, int status) {
-    if (kind == pipeline::SpanKind::Server) return status >= 500 && status <= 599;
-    return status >= 400 && status <= 599;
+namespace {
+
+void encode_http_attributes(const pipeline::Span& span, KeyValues* attrs) {
+    const bool server = span.kind == pipeline::SpanKind::Server;
+    std::string_view method = normalized_method(span.method);
+    add_string(attrs, "http.request.method", method);
+    // An undecodable method (a partial HTTP/2 header block) has no original to report.
+    if (method == "_OTHER" && !span.method.empty()) {
+        add_string(attrs, "http.request.method_original", span.method);
+    }
+    if (span.status > 0) add_int(attrs, "http.response.status_code", span.status);
+    if (server && !span.route.empty()) add_string(attrs, "http.route", span.route);
+    add_string(attrs, "url.path", span.path);
+    add_string(attrs, "url.scheme", span.scheme);
 }
+
+// gRPC, per the conventions. The HTTP/2 request underneath is not described again: its
+// method is always POST and its path is the method.
+void encode_rpc_attributes(const pipeline::Span& span, KeyValues* attrs) {
+    add_string(attrs, "rpc.system.name", pipeline::kRpcSystemGrpc);
+    const std::string_view method = pipeline::rpc_method(span);
+    if (!method.empty()) add_string(attrs, "rpc.method", method);
+    // The conventions ask for the method as called whenever rpc.method is not it.
+    if (method == pipeline::kOtherRpcMethod && span.path != method) {
+        add_string(attrs, "rpc.method_original", span.path);
+    }
+    if (span.rpc_status >= 0) {
+        add_string(attrs, "rpc.response.status_code", pipeline::grpc_status_text(span.rpc_status));
+        // Not in the stable conventions, but what Beyla's users query.
+        add_int(attrs, "rpc.grpc.status_code", span.rpc_status);
+    }
+}
+
+}  // namespace
 
 void encode_span(const pipeline::Span& span, const SpanIds& ids, otlp_trace::Span* out) {
     const bool server = span.kind == pipeline::SpanKind::Server;
@@ -82,13 +122,11 @@ void encode_span(const pipeline::Span& span, const SpanIds& ids, otlp_trace::Spa
     out->set_end_time_unix_nano(std::max(span.end_unix_ns, span.start_unix_ns));
 
     auto* attrs = out->mutable_attributes();
-    std::string_view method = normalized_method(span.method);
-    add_string(attrs, "http.request.method", method);
-    if (method == "_OTHER") add_string(attrs, "http.request.method_original", span.method);
-    if (span.status > 0) add_int(attrs, "http.response.status_code", span.status);
-    if (server && !span.route.empty()) add_string(attrs, "http.route", span.route);
-    add_string(attrs, "url.path", span.path);
-    add_string(attrs, "url.scheme", span.scheme);
+    if (span.rpc) {
+        encode_rpc_attributes(span, attrs);
+    } else {
+        encode_http_attributes(span, attrs);
+    }
     const auto& srv = span.server_endpoint();
     // url.full is left out on purpose: only metadata leaves the node, and a
     // full URL is where secrets and personal data hide.
@@ -99,14 +137,25 @@ void encode_span(const pipeline::Span& span, const SpanIds& ids, otlp_trace::Spa
     }
     if (!span.peer.address.empty()) add_string(attrs, "network.peer.address", span.peer.address);
     if (span.peer.port != 0) add_int(attrs, "network.peer.port", span.peer.port);
+    // HTTP spans leave the protocol name implied by their http.* attributes; an RPC span
+    // names the transport its version belongs to.
+    if (span.rpc) add_string(attrs, "network.protocol.name", "http");
     if (!span.protocol_version.empty()) {
         add_string(attrs, "network.protocol.version", span.protocol_version);
     }
-    add_int(attrs, "http.request.body.size", static_cast<int64_t>(span.request_body_bytes));
-    add_int(attrs, "http.response.body.size", static_cast<int64_t>(span.response_body_bytes));
+    if (!span.rpc) {
+        add_int(attrs, "http.request.body.size", static_cast<int64_t>(span.request_body_bytes));
+        add_int(attrs, "http.response.body.size", static_cast<int64_t>(span.response_body_bytes));
+    }
+    // Sonde's own: the values above that could not be decoded are missing, not empty.
+    if (span.partial) {
+        auto* kv = attrs->Add();
+        kv->set_key("sonde.partial");
+        kv->mutable_value()->set_bool_value(true);
+    }
 
-    if (is_error_status(span.kind, span.status)) {
-        add_string(attrs, "error.type", std::to_string(span.status));
+    if (const std::string error = pipeline::span_error_type(span); !error.empty()) {
+        add_string(attrs, "error.type", error);
         out->mutable_status()->set_code(otlp_trace::Status::STATUS_CODE_ERROR);
     }
 }

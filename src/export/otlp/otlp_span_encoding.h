@@ -1,5 +1,6 @@
-// Pure conversion of Sonde spans into OTLP trace messages, following the OTel HTTP semantic
-// conventions. No I/O, no clock: the caller supplies ids and the agent-wide resource facts.
+// Pure conversion of Sonde spans into OTLP trace messages, following the OTel HTTP and RPC
+// semantic conventions. No I/O, no clock: the caller supplies ids and the agent-wide resource
+// facts.
 #pragma once
 
 #include <array>
@@ -43,16 +44,16 @@ struct EncoderOptions {
     std::string scope_version = SONDE_VERSION;
 };
 
-// "GET /users/{id}", or just the method when the route is empty. Methods outside the HTTP
-// standard set become "HTTP", as the conventions ask (their cardinality is unbounded).
+// HTTP: "GET /users/{id}", or just the method when the route is empty. Methods outside the
+// HTTP standard set become "HTTP", as the conventions ask (their cardinality is unbounded).
+// RPC: the method, "/helloworld.Greeter/SayHello"; "grpc" when it is unknown or capped.
 std::string span_name(const pipeline::Span& span);
 
 // The conventions' method value: the method itself when standard, else "_OTHER".
 std::string_view normalized_method(std::string_view method);
 
-// Servers: ERROR only for 5xx (a 4xx is the client's fault). Clients: ERROR for 4xx and 5xx.
-bool is_error_status(pipeline::SpanKind kind, int status);
-
+// The status is ERROR exactly when pipeline::span_error_type() names an error, which also
+// becomes the error.type attribute.
 void encode_span(const pipeline::Span& span, const SpanIds& ids, otlp_trace::Span* out);
 
 using KeyValues = google::protobuf::RepeatedPtrField<otlp_common::KeyValue>;

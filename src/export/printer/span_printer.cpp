@@ -4,6 +4,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "pipeline/span_semantics.h"
 #include "pipeline/trace_context.h"
 
 namespace sonde::exporter {
@@ -110,13 +111,23 @@ std::string format_span_text(const Span& span) {
     out += " service=";
     append_field(out, service ? std::string_view(service->service_name) : std::string_view());
     out += ' ';
-    append_field(out, span.method);
-    out += ' ';
-    append_field(out, span.path);
-    out += " route=";
-    append_field(out, span.route);
-    out += " status=";
-    out += std::to_string(span.status);
+    if (span.rpc) {
+        // The call as it was made: the method as parsed (its capped form is for metrics)
+        // and the gRPC status, which is what an RPC's outcome is read from.
+        out += pipeline::kRpcSystemGrpc;
+        out += ' ';
+        append_field(out, span.path);
+        out += " grpc_status=";
+        append_field(out, pipeline::grpc_status_text(span.rpc_status));
+    } else {
+        append_field(out, span.method);
+        out += ' ';
+        append_field(out, span.path);
+        out += " route=";
+        append_field(out, span.route);
+        out += " status=";
+        out += std::to_string(span.status);
+    }
     out += " dur=";
     append_duration_ms(out, duration_ns(span));
     out += " req=";
@@ -135,6 +146,13 @@ std::string format_span_text(const Span& span) {
         out += " parent=";
         out += pipeline::to_hex(span.parent_span_id);
     }
+    // Trailing and optional, so the lines of spans without them read as before.
+    if (const std::string error = pipeline::span_error_type(span); !error.empty()) {
+        out += " error=";
+        append_field(out, error);
+    }
+    if (span.stream_reset) out += " stream_reset";
+    if (span.partial) out += " partial";
     return out;
 }
 
@@ -169,6 +187,18 @@ std::string format_span_json(const Span& span) {
     j["span_id"] = pipeline::to_hex(span.span_id);
     j["parent_span_id"] = span.has_parent() ? pipeline::to_hex(span.parent_span_id) : std::string();
     j["sampled"] = span.sampled;
+    j["error_type"] = pipeline::span_error_type(span);  // empty: the span did not fail
+    j["stream_reset"] = span.stream_reset;
+    j["partial"] = span.partial;
+    // Only RPC spans have these, under the names of their metric labels.
+    if (span.rpc) {
+        j["rpc_system_name"] = pipeline::kRpcSystemGrpc;
+        j["rpc_method"] = pipeline::rpc_method(span);
+        j["rpc_response_status_code"] = pipeline::grpc_status_text(span.rpc_status);
+        // null, not -1, when no status was seen: -1 is not a gRPC code.
+        j["rpc_grpc_status_code"] =
+            span.rpc_status >= 0 ? nlohmann::ordered_json(span.rpc_status) : nullptr;
+    }
     // Traced paths are not guaranteed UTF-8; the default handler would throw
     // on the first odd byte, so invalid sequences become U+FFFD instead.
     return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
