@@ -438,14 +438,18 @@ std::variant<RouteMatcher, std::string> RouteMatcher::create(RouteMatcherOptions
     return matcher;
 }
 
-RouteDecision RouteMatcher::classify(std::string_view service, std::string_view target) {
+RouteDecision RouteMatcher::ignore_decision(std::string_view path) const {
     RouteDecision decision;
-    const std::string_view path = request_path(target);
-
     if (ignored_->find(path) != nullptr) {
         decision.ignore_in_metrics = options_.ignore_mode != IgnoreMode::Traces;
         decision.ignore_in_traces = options_.ignore_mode != IgnoreMode::Metrics;
     }
+    return decision;
+}
+
+RouteDecision RouteMatcher::classify(std::string_view service, std::string_view target) {
+    const std::string_view path = request_path(target);
+    RouteDecision decision = ignore_decision(path);
     if (decision.ignore_in_metrics && decision.ignore_in_traces) {
         return decision;  // dropped everywhere: no route, no slot used
     }
@@ -465,17 +469,13 @@ RouteDecision RouteMatcher::classify(std::string_view service, std::string_view 
 }
 
 RouteDecision RouteMatcher::classify_rpc(std::string_view service, std::string_view method) {
-    RouteDecision decision;
     // request_path would turn an unknown method into "/", which would then claim a slot and
     // name a method nobody called.
     if (method.empty()) {
-        return decision;
+        return {};
     }
     const std::string_view path = request_path(method);
-    if (ignored_->find(path) != nullptr) {
-        decision.ignore_in_metrics = options_.ignore_mode != IgnoreMode::Traces;
-        decision.ignore_in_traces = options_.ignore_mode != IgnoreMode::Metrics;
-    }
+    RouteDecision decision = ignore_decision(path);
     if (decision.ignore_in_metrics && decision.ignore_in_traces) {
         return decision;  // dropped everywhere: no route, no slot used
     }

@@ -169,6 +169,8 @@ private:
 
     ServiceRoutes& service_routes(std::string_view service);
     const ServiceRoutes* find_service(std::string_view service) const;
+    // What routes.ignored_patterns says about `path`, with no route yet.
+    RouteDecision ignore_decision(std::string_view path) const;
     std::string unmatched_route(ServiceRoutes& routes, std::string_view path) const;
     std::string low_cardinality_route(ServiceRoutes& routes, std::string_view heuristic) const;
     std::string_view admit(ServiceRoutes& routes, std::string_view route, bool from_pattern,

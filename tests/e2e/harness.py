@@ -360,6 +360,29 @@ def request_bytes(method, path, body=None, close=False, headers=None):
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
 
 
+class ClientRequest:
+    """One request a client process made and what that client saw of it."""
+
+    def __init__(self, pid, method, path, status, local_port, body_len=0):
+        self.pid, self.method, self.path = pid, method, path
+        self.status, self.local_port, self.body_len = status, local_port, body_len
+
+    @property
+    def key(self):
+        return (self.method, self.path, self.status)
+
+    def __repr__(self):
+        return f"{self.method} {self.path} -> {self.status} (pid {self.pid}, port {self.local_port})"
+
+
+def run_client(name, argv, timeout=60):
+    """Runs a client to completion; returns (its pid, its stdout lines)."""
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = p.communicate(timeout=timeout)
+    assert p.returncode == 0, f"{name}: rc {p.returncode}: {err.decode()}"
+    return p.pid, out.decode().splitlines()
+
+
 def bpftool_json(*args):
     out = subprocess.run(["bpftool", "-j", *args], check=True, capture_output=True).stdout
     return json.loads(out or b"[]")

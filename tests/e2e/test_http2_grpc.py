@@ -133,26 +133,8 @@ class Call:
         return f"{self.method} -> {self.code} (pid {self.pid}, port {self.local_port})"
 
 
-class Request:
-    """One HTTP/2 request a client made and what the client saw of it."""
-
-    def __init__(self, pid, method, path, status, local_port, body_len=0):
-        self.pid, self.method, self.path = pid, method, path
-        self.status, self.local_port, self.body_len = status, local_port, body_len
-
-    @property
-    def key(self):
-        return (self.method, self.path, self.status)
-
-    def __repr__(self):
-        return f"{self.method} {self.path} -> {self.status} (pid {self.pid}, port {self.local_port})"
-
-
-def run_client(name, argv, timeout=60):
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = p.communicate(timeout=timeout)
-    assert p.returncode == 0, f"{name}: rc {p.returncode}: {err.decode()}"
-    return p.pid, out.decode().splitlines()
+Request = h.ClientRequest
+run_client = h.run_client
 
 
 def expected_greeter_code(name):

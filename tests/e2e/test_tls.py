@@ -52,19 +52,7 @@ def tearDownModule():
         os.rmdir(os.path.dirname(CERT))
 
 
-class Request:
-    """One request a client made and what the client saw of it."""
-
-    def __init__(self, pid, method, path, status, local_port, body_len=0):
-        self.pid, self.method, self.path = pid, method, path
-        self.status, self.local_port, self.body_len = status, local_port, body_len
-
-    @property
-    def key(self):
-        return (self.method, self.path, self.status)
-
-    def __repr__(self):
-        return f"{self.method} {self.path} -> {self.status} (pid {self.pid}, port {self.local_port})"
+Request = h.ClientRequest
 
 
 def curl_each(port, plan, scheme="https"):
@@ -88,12 +76,9 @@ def curl_each(port, plan, scheme="https"):
 def run_plan_client(name, argv, plan):
     """Runs a client that makes every request of `plan` and prints one line per
     request; returns (its pid, the lines)."""
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = p.communicate(timeout=60)
-    assert p.returncode == 0, f"{name}: rc {p.returncode}: {err.decode()}"
-    lines = out.decode().splitlines()
+    pid, lines = h.run_client(name, argv)
     assert len(lines) == len(plan), lines
-    return p.pid, lines
+    return pid, lines
 
 
 def urllib_client(port, plan):

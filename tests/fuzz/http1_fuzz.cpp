@@ -16,37 +16,20 @@
 #include <vector>
 
 #include "protocols/http1/http1.h"
+#include "random_pieces.h"
 
 namespace {
 
 using namespace sonde::protocols;
 using namespace sonde::protocols::http1;
 
-// splitmix64: small, fast, and fully determined by the input's hash.
-class Rng {
-public:
-    explicit Rng(uint64_t seed) : state_(seed) {}
-    uint64_t next() {
-        uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
-    }
-    uint64_t below(uint64_t n) { return n == 0 ? 0 : next() % n; }
+using sonde::fuzz::check;
+using sonde::fuzz::fnv1a;
+using sonde::fuzz::Rng;
+namespace fuzz = sonde::fuzz;
 
-private:
-    uint64_t state_;
-};
-
-uint64_t fnv1a(const uint8_t* data, size_t size) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < size; ++i) h = (h ^ data[i]) * 0x100000001b3ULL;
-    return h;
-}
-
-void check(bool condition) {
-    if (!condition) std::abort();
-}
+// How the conversation is cut into syscalls.
+constexpr fuzz::PieceShape kShape{4, 24, 4096, 8};
 
 void check_exchange(const Exchange& ex, const Limits& limits) {
     check(ex.status >= 100 && ex.status <= 599);
@@ -76,30 +59,10 @@ void run_handler(const std::vector<Segment>& segments, Role role, Direction requ
     for (const Segment& seg : segments) {
         size_t pos = 0;
         while (pos < seg.bytes.size()) {
-            // Mostly small pieces, sometimes large ones.
-            const size_t max_piece = rng.below(4) == 0 ? 4096 : 24;
-            const size_t size = std::min<size_t>(seg.bytes.size() - pos, 1 + rng.below(max_piece));
-            size_t captured = size;
-            uint64_t length = size;
-            switch (rng.below(8)) {
-                case 0:
-                    captured = rng.below(size + 1);  // the tail was not copied
-                    break;
-                case 1:
-                    length += rng.below(70000);  // more bytes than the input holds
-                    break;
-                case 2:
-                    length = rng.below(size + 1);  // inconsistent: fewer than captured
-                    break;
-                default:
-                    break;
-            }
-            StreamPiece piece;
-            piece.captured = seg.bytes.subspan(pos, captured);
-            piece.length = length;
-            piece.ts_enter_ns = now;
-            piece.ts_exit_ns = now + rng.below(5);
-            now = piece.ts_exit_ns + 1;
+            const fuzz::CutPiece cut = fuzz::cut_piece(rng, seg.bytes, pos, now, kShape);
+            const StreamPiece& piece = cut.piece;
+            const size_t size = cut.consumed;
+            const size_t captured = piece.captured.size();
             captured_total += captured;
             const size_t before = out.size();
             handler->on_data(seg.requests ? request_dir : response_dir, piece, out);

@@ -7,63 +7,21 @@
 #include <string_view>
 #include <vector>
 
+#include "handler_test_support.h"
 #include "protocols/http1/http1.h"
 
 namespace sonde::protocols::http1 {
 namespace {
 
-using Exchanges = std::vector<Exchange>;
+using test::expect_clean;
+using test::expect_times;
+using Exchanges = test::Exchanges;
 
-// One connection as the observed process sees it. Times are whatever the
-// test passes; each call is one syscall.
-class Conn {
+// One connection of an HTTP/1 handler.
+class Conn : public test::Conn {
 public:
-    explicit Conn(Role role, const Limits& limits = {}) : handler_(make_handler(role, limits)) {}
-
-    // A syscall moving `length` bytes of which only `captured` was copied.
-    // `tail`: the piece's last bytes, as the kernel reports them past the prefix.
-    void piece(Direction direction, std::string_view captured, uint64_t length, uint64_t enter,
-               uint64_t exit, std::string_view tail = {}) {
-        StreamPiece p;
-        p.captured = {reinterpret_cast<const uint8_t*>(captured.data()), captured.size()};
-        p.tail = {reinterpret_cast<const uint8_t*>(tail.data()), tail.size()};
-        p.length = length;
-        p.ts_enter_ns = enter;
-        p.ts_exit_ns = exit;
-        handler_->on_data(direction, p, exchanges);
-    }
-    void ingress(std::string_view bytes, uint64_t enter, uint64_t exit) {
-        piece(Direction::Ingress, bytes, bytes.size(), enter, exit);
-    }
-    void egress(std::string_view bytes, uint64_t enter, uint64_t exit) {
-        piece(Direction::Egress, bytes, bytes.size(), enter, exit);
-    }
-    void close(uint64_t ts) { handler_->on_close(ts, exchanges); }
-
-    const ProtocolStats& stats() const { return handler_->stats(); }
-    Role role() const { return handler_->role(); }
-
-    Exchanges exchanges;
-
-private:
-    std::unique_ptr<ProtocolHandler> handler_;
+    explicit Conn(Role role, const Limits& limits = {}) : test::Conn(make_handler(role, limits)) {}
 };
-
-void expect_clean(const ProtocolStats& s) {
-    EXPECT_EQ(s.parse_errors, 0u);
-    EXPECT_EQ(s.lost_sync, 0u);
-    EXPECT_EQ(s.unpaired_responses, 0u);
-    EXPECT_EQ(s.dropped_requests, 0u);
-    EXPECT_EQ(s.oversized_heads, 0u);
-}
-
-void expect_times(const Exchange& ex, uint64_t req_start, uint64_t req_end, uint64_t resp_start,
-                  uint64_t resp_end) {
-    EXPECT_EQ(ex.request_start_ns, req_start);
-    EXPECT_EQ(ex.request_end_ns, req_end);
-    EXPECT_EQ(ex.response_start_ns, resp_start);
-    EXPECT_EQ(ex.response_end_ns, resp_end);
-}
 
 std::string sized_body(size_t n) {
     std::string body(n, 'x');

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "handler_test_support.h"
 #include "protocols/http1/http1.h"
 
 namespace sonde::protocols::http1 {
@@ -261,14 +262,7 @@ std::vector<Exchange> feed(const Conversation& c, const std::vector<Piece>& req_
     return out;
 }
 
-std::string describe(const Exchange& e) {
-    return e.method + " " + e.path + " HTTP/" + e.protocol_version + " -> " +
-           std::to_string(e.status) + " req_body=" + std::to_string(e.request_body_bytes) +
-           " resp_body=" + std::to_string(e.response_body_bytes) + " host=" + e.host +
-           " tp=" + e.traceparent + " times=" + std::to_string(e.request_start_ns) + "," +
-           std::to_string(e.request_end_ns) + "," + std::to_string(e.response_start_ns) + "," +
-           std::to_string(e.response_end_ns);
-}
+using test::describe;
 
 // The exchanges a handler must produce for these pieces.
 std::vector<Exchange> expected_for(const Conversation& c, const std::vector<Piece>& req_pieces,
@@ -296,11 +290,7 @@ std::vector<Exchange> expected_for(const Conversation& c, const std::vector<Piec
 void expect_same(const std::vector<Exchange>& got, const std::vector<Exchange>& want,
                  const ProtocolStats& stats, const std::string& context) {
     SCOPED_TRACE(context);
-    EXPECT_EQ(stats.parse_errors, 0u);
-    EXPECT_EQ(stats.lost_sync, 0u);
-    EXPECT_EQ(stats.unpaired_responses, 0u);
-    EXPECT_EQ(stats.dropped_requests, 0u);
-    EXPECT_EQ(stats.oversized_heads, 0u);
+    test::expect_clean(stats);
     ASSERT_EQ(got.size(), want.size());
     for (size_t i = 0; i < got.size(); ++i) {
         EXPECT_EQ(describe(got[i]), describe(want[i])) << "exchange " << i;

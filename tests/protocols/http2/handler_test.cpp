@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "../handler_test_support.h"
 #include "protocols/http2/frames.h"
 #include "protocols/http2/http2.h"
 #include "protocols/registry.h"
@@ -22,7 +23,7 @@ namespace {
 
 using Bytes = std::vector<uint8_t>;
 using Fields = std::vector<std::pair<std::string, std::string>>;
-using Exchanges = std::vector<Exchange>;
+using Exchanges = test::Exchanges;
 
 Bytes operator+(Bytes a, const Bytes& b) {
     a.insert(a.end(), b.begin(), b.end());
@@ -205,65 +206,15 @@ Fields grpc_trailers(int code) {
     return {{"grpc-status", std::to_string(code)}, {"grpc-message", code ? "failed" : ""}};
 }
 
-// One connection as the observed process sees it; each call is one syscall.
-class Conn {
+// One connection of an HTTP/2 handler; each call is one syscall.
+class Conn : public test::Conn {
 public:
-    Conn(Role role, bool from_start) : handler_(make_handler(role, from_start)) {}
-
-    void piece(Direction d, std::span<const uint8_t> captured, uint64_t length, uint64_t enter,
-               uint64_t exit) {
-        StreamPiece p;
-        p.captured = captured;
-        p.length = length;
-        p.ts_enter_ns = enter;
-        p.ts_exit_ns = exit;
-        handler_->on_data(d, p, exchanges);
-    }
-    void ingress(const Bytes& b, uint64_t enter, uint64_t exit) {
-        piece(Direction::Ingress, b, b.size(), enter, exit);
-    }
-    void egress(const Bytes& b, uint64_t enter, uint64_t exit) {
-        piece(Direction::Egress, b, b.size(), enter, exit);
-    }
-    void close(uint64_t ts) { handler_->on_close(ts, exchanges); }
-
-    const ProtocolStats& stats() const { return handler_->stats(); }
-    Role role() const { return handler_->role(); }
-
-    Exchanges exchanges;
-
-private:
-    std::unique_ptr<ProtocolHandler> handler_;
+    Conn(Role role, bool from_start) : test::Conn(make_handler(role, from_start)) {}
 };
 
-void expect_clean(const ProtocolStats& s) {
-    EXPECT_EQ(s.parse_errors, 0u);
-    EXPECT_EQ(s.lost_sync, 0u);
-    EXPECT_EQ(s.unpaired_responses, 0u);
-    EXPECT_EQ(s.dropped_requests, 0u);
-    EXPECT_EQ(s.oversized_heads, 0u);
-    EXPECT_EQ(s.partial_exchanges, 0u);
-}
-
-void expect_times(const Exchange& ex, uint64_t req_start, uint64_t req_end, uint64_t resp_start,
-                  uint64_t resp_end) {
-    EXPECT_EQ(ex.request_start_ns, req_start);
-    EXPECT_EQ(ex.request_end_ns, req_end);
-    EXPECT_EQ(ex.response_start_ns, resp_start);
-    EXPECT_EQ(ex.response_end_ns, resp_end);
-}
-
-std::string describe(const Exchange& e) {
-    return e.method + " " + e.path + " HTTP/" + e.protocol_version + " -> " +
-           std::to_string(e.status) + " req_body=" + std::to_string(e.request_body_bytes) +
-           " resp_body=" + std::to_string(e.response_body_bytes) + " host=" + e.host +
-           " tp=" + e.traceparent + " ts=" + e.tracestate + " grpc=" + std::to_string(e.grpc) +
-           "/" + std::to_string(e.grpc_status) + " reset=" + std::to_string(e.reset) +
-           " partial=" + std::to_string(e.partial) +
-           " role=" + std::to_string(static_cast<int>(e.role)) +
-           " times=" + std::to_string(e.request_start_ns) + "," + std::to_string(e.request_end_ns) +
-           "," + std::to_string(e.response_start_ns) + "," + std::to_string(e.response_end_ns);
-}
+using test::describe;
+using test::expect_clean;
+using test::expect_times;
 
 constexpr std::string_view kTraceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 

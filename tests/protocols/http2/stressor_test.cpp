@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "../handler_test_support.h"
 #include "protocols/http2/frames.h"
 #include "protocols/http2/http2.h"
 
@@ -605,17 +606,7 @@ std::vector<Exchange> expected_for(const Conversation& c, const std::vector<Piec
     return expected;
 }
 
-std::string describe(const Exchange& e) {
-    return e.method + " " + e.path + " HTTP/" + e.protocol_version + " -> " +
-           std::to_string(e.status) + " req_body=" + std::to_string(e.request_body_bytes) +
-           " resp_body=" + std::to_string(e.response_body_bytes) + " host=" + e.host +
-           " tp=" + e.traceparent + " ts=" + e.tracestate + " grpc=" + std::to_string(e.grpc) +
-           "/" + std::to_string(e.grpc_status) + " reset=" + std::to_string(e.reset) +
-           " partial=" + std::to_string(e.partial) +
-           " role=" + std::to_string(static_cast<int>(e.role)) +
-           " times=" + std::to_string(e.request_start_ns) + "," + std::to_string(e.request_end_ns) +
-           "," + std::to_string(e.response_start_ns) + "," + std::to_string(e.response_end_ns);
-}
+using test::describe;
 
 // Exchanges leave in the order streams end, which depends on how the two
 // directions' pieces interleave; compare them by path (unique per stream).
@@ -631,12 +622,7 @@ std::vector<std::string> sorted(const std::vector<Exchange>& exchanges) {
 void expect_same(const std::vector<Exchange>& got, const std::vector<Exchange>& want,
                  const ProtocolStats& stats, const std::string& context) {
     SCOPED_TRACE(context);
-    EXPECT_EQ(stats.parse_errors, 0u);
-    EXPECT_EQ(stats.lost_sync, 0u);
-    EXPECT_EQ(stats.unpaired_responses, 0u);
-    EXPECT_EQ(stats.dropped_requests, 0u);
-    EXPECT_EQ(stats.oversized_heads, 0u);
-    EXPECT_EQ(stats.partial_exchanges, 0u);
+    test::expect_clean(stats);
     ASSERT_EQ(got.size(), want.size());
     const auto g = sorted(got);
     const auto w = sorted(want);
