@@ -616,6 +616,36 @@ class Http2NodeTest(Http2TestCase):
                                          collections.Counter(r.key for r in requests))
 
 
+# ---- W3C trace context in HTTP/2 headers (gRPC metadata travels the same way)
+
+class Http2TraceContextTest(Http2TestCase):
+    TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+    PARENT = "00f067aa0ba902b7"
+
+    def test_traceparent_header_continues_the_trace(self):
+        port = h.free_port()
+        with h.Agent(env={"SONDE_OPEN_PORT": str(port)}) as agent:
+            with node_h2_server(port, tls=False) as srv:
+                agent.wait_server_instrumented(srv)
+                argv = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{local_port}",
+                        "--http2-prior-knowledge", "-H",
+                        f"traceparent: 00-{self.TRACE}-{self.PARENT}-01",
+                        f"http://127.0.0.1:{port}/status/200"]
+                _pid, lines = run_client("curl", argv, timeout=30)
+                status, local_port = (int(v) for v in lines[0].split())
+                self.assertEqual(status, 200)
+                server = self.wait_spans(
+                    agent, lambda s: s.get("kind") == "server" and s.get("peer_port") == local_port,
+                    1, "server span of the traced request")
+                self.assertEqual(len(server), 1, describe(server))
+                span = server[0]
+                self.assertEqual(span.get("protocol_version"), "2", span)
+                self.assertEqual(span.get("trace_id"), self.TRACE, span)
+                self.assertEqual(span.get("parent_span_id"), self.PARENT, span)
+                self.assertRegex(span.get("span_id", ""), r"^[0-9a-f]{16}$")
+                self.assertNotEqual(span.get("span_id"), self.PARENT)
+
+
 # ---- 5. A gRPC connection older than the agent: its HPACK dynamic table was
 # filled by calls the agent never saw.
 
