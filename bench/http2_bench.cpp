@@ -3,7 +3,6 @@
 // HEADERS + DATA + trailers) through the connection handler, with the header
 // blocks encoded the way a long-lived channel sends them (dynamic table warm).
 #include <benchmark/benchmark.h>
-#include <nghttp2/nghttp2.h>
 
 #include <cstdint>
 #include <memory>
@@ -11,7 +10,9 @@
 #include <string_view>
 #include <vector>
 
+#include "../tests/protocols/http2/http2_test_writer.h"
 #include "bench_common.h"
+#include "protocols/http2/frames.h"
 #include "protocols/http2/hpack.h"
 #include "protocols/http2/http2.h"
 
@@ -20,49 +21,22 @@ namespace {
 using namespace sonde;
 using namespace sonde::protocols;
 
-using Bytes = std::vector<uint8_t>;
-using Header = std::pair<std::string_view, std::string_view>;
-
+using protocols::http2::FrameType;
+using protocols::test::Bytes;
 // One HPACK encoder per direction, as a peer keeps for the connection's life.
-class Encoder {
-public:
-    Encoder() { nghttp2_hd_deflate_new(&deflater_, 4096); }
-    ~Encoder() { nghttp2_hd_deflate_del(deflater_); }
-    Encoder(const Encoder&) = delete;
-    Encoder& operator=(const Encoder&) = delete;
+using Encoder = protocols::test::HpackEncoder;
 
-    Bytes encode(const std::vector<Header>& headers) {
-        std::vector<nghttp2_nv> nvs;
-        for (const auto& [name, value] : headers) {
-            nvs.push_back({const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(name.data())),
-                           const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(value.data())),
-                           name.size(), value.size(), NGHTTP2_NV_FLAG_NONE});
-        }
-        Bytes block(nghttp2_hd_deflate_bound(deflater_, nvs.data(), nvs.size()));
-        const ssize_t n =
-            nghttp2_hd_deflate_hd(deflater_, block.data(), block.size(), nvs.data(), nvs.size());
-        block.resize(n > 0 ? size_t(n) : 0);
-        return block;
-    }
-
-private:
-    nghttp2_hd_deflater* deflater_ = nullptr;
-};
-
-void append_frame(Bytes& out, uint8_t type, uint8_t flags, uint32_t stream,
+void append_frame(Bytes& out, FrameType type, uint8_t flags, uint32_t stream,
                   std::span<const uint8_t> payload) {
-    const auto length = uint32_t(payload.size());
-    const uint8_t header[9] = {
-        uint8_t(length >> 16), uint8_t(length >> 8),  uint8_t(length),      type,           flags,
-        uint8_t(stream >> 24), uint8_t(stream >> 16), uint8_t(stream >> 8), uint8_t(stream)};
-    out.insert(out.end(), header, header + 9);
+    protocols::test::append_frame_header(out, type, flags, stream, uint32_t(payload.size()));
     out.insert(out.end(), payload.begin(), payload.end());
 }
 
-constexpr uint8_t kData = 0, kHeaders = 1, kSettings = 4;
+constexpr FrameType kData = FrameType::Data, kHeaders = FrameType::Headers,
+                    kSettings = FrameType::Settings;
 constexpr uint8_t kEndStream = 0x1, kEndHeaders = 0x4;
 
-const std::vector<Header> kRequestHeaders = {
+const protocols::test::Fields kRequestHeaders = {
     {":method", "POST"},
     {":scheme", "http"},
     {":path", "/helloworld.Greeter/SayHello"},
@@ -73,12 +47,12 @@ const std::vector<Header> kRequestHeaders = {
     {"user-agent", "grpc-python/1.51.1 grpc-c/29.0.0 (linux; chttp2)"},
     {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
 };
-const std::vector<Header> kResponseHeaders = {
+const protocols::test::Fields kResponseHeaders = {
     {":status", "200"},
     {"content-type", "application/grpc"},
     {"grpc-accept-encoding", "identity,deflate,gzip"},
 };
-const std::vector<Header> kTrailers = {{"grpc-status", "0"}};
+const protocols::test::Fields kTrailers = {{"grpc-status", "0"}};
 // A length-prefixed protobuf message of 12 bytes.
 const uint8_t kMessage[] = {0, 0, 0, 0, 7, 0x0a, 5, 'w', 'o', 'r', 'l', 'd'};
 

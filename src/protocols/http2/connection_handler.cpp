@@ -74,15 +74,7 @@ struct Message {
         start_ns = end_ns = body_bytes = 0;
         trailer_grpc_status = -1;
         // Strings are cleared, not freed: the slot's next stream reuses them.
-        head.method.clear();
-        head.path.clear();
-        head.authority.clear();
-        head.status = 0;
-        head.content_type.clear();
-        head.grpc_status = -1;
-        head.traceparent.clear();
-        head.tracestate.clear();
-        head.partial = false;
+        head.clear();
     }
 };
 

@@ -140,15 +140,28 @@ std::optional<uint32_t> padding_overhead(const FrameHeader& header, uint8_t pad_
     return overhead;
 }
 
-std::optional<std::span<const uint8_t>> headers_fragment(const FrameHeader& header,
-                                                         std::span<const uint8_t> payload) {
+namespace {
+
+// Where a PADDED frame's content starts (after the Pad Length byte) and how
+// many padding bytes end it; nullopt when the Pad Length byte is missing.
+struct Padding {
     size_t begin = 0;
     size_t pad = 0;
-    if (header.has(flags::kPadded)) {
-        if (payload.empty()) return std::nullopt;
-        pad = payload[0];
-        begin = 1;
-    }
+};
+
+std::optional<Padding> padding_of(const FrameHeader& header, std::span<const uint8_t> payload) {
+    if (!header.has(flags::kPadded)) return Padding{};
+    if (payload.empty()) return std::nullopt;
+    return Padding{1, payload[0]};
+}
+
+}  // namespace
+
+std::optional<std::span<const uint8_t>> headers_fragment(const FrameHeader& header,
+                                                         std::span<const uint8_t> payload) {
+    std::optional<Padding> padding = padding_of(header, payload);
+    if (!padding) return std::nullopt;
+    auto [begin, pad] = *padding;
     // Stream dependency (4) and weight (1): only a sender's scheduling hint.
     if (header.has(flags::kPriority)) begin += 5;
     if (begin + pad > payload.size()) return std::nullopt;
@@ -157,13 +170,9 @@ std::optional<std::span<const uint8_t>> headers_fragment(const FrameHeader& head
 
 std::optional<PushPromise> push_promise_payload(const FrameHeader& header,
                                                 std::span<const uint8_t> payload) {
-    size_t begin = 0;
-    size_t pad = 0;
-    if (header.has(flags::kPadded)) {
-        if (payload.empty()) return std::nullopt;
-        pad = payload[0];
-        begin = 1;
-    }
+    std::optional<Padding> padding = padding_of(header, payload);
+    if (!padding) return std::nullopt;
+    auto [begin, pad] = *padding;
     if (begin + 4 + pad > payload.size()) return std::nullopt;
     PushPromise out;
     out.promised_stream_id = read_u32(payload.data() + begin) & 0x7fffffffu;

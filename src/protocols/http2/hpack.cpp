@@ -199,17 +199,7 @@ void assign_bounded(std::string& dst, std::string_view value, size_t bound) {
 // wins; :authority wins over host wherever each appears.
 class FieldSink {
 public:
-    explicit FieldSink(DecodedHeaders& out) : out_(out) {
-        out.method.clear();
-        out.path.clear();
-        out.authority.clear();
-        out.status = 0;
-        out.content_type.clear();
-        out.grpc_status = -1;
-        out.traceparent.clear();
-        out.tracestate.clear();
-        out.partial = false;
-    }
+    explicit FieldSink(DecodedHeaders& out) : out_(out) { out.clear(); }
 
     void add(Field f, std::string_view value) {
         if (!is_kept(f)) return;

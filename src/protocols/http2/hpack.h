@@ -26,6 +26,19 @@ struct DecodedHeaders {
     // At least one field referred to a dynamic-table entry the decoder does not
     // know: the fields above that are set were decoded exactly, the rest are empty.
     bool partial = false;
+
+    // Back to "nothing decoded"; strings keep their capacity for the next block.
+    void clear() {
+        method.clear();
+        path.clear();
+        authority.clear();
+        status = 0;
+        content_type.clear();
+        grpc_status = -1;
+        traceparent.clear();
+        tracestate.clear();
+        partial = false;
+    }
 };
 
 enum class HpackResult : uint8_t {

@@ -3,7 +3,6 @@
 // capture and resynchronisation, bounds. Conversations are built here with a
 // small frame writer and libnghttp2's HPACK encoder.
 #include <gtest/gtest.h>
-#include <nghttp2/nghttp2.h>
 
 #include <algorithm>
 #include <memory>
@@ -14,6 +13,7 @@
 #include <vector>
 
 #include "../handler_test_support.h"
+#include "http2_test_writer.h"
 #include "protocols/http2/frames.h"
 #include "protocols/http2/http2.h"
 #include "protocols/registry.h"
@@ -21,8 +21,8 @@
 namespace sonde::protocols::http2 {
 namespace {
 
-using Bytes = std::vector<uint8_t>;
-using Fields = std::vector<std::pair<std::string, std::string>>;
+using test::Bytes;
+using test::Fields;
 using Exchanges = test::Exchanges;
 
 Bytes operator+(Bytes a, const Bytes& b) {
@@ -34,51 +34,20 @@ Bytes text(std::string_view s) {
     return Bytes(s.begin(), s.end());
 }
 
-// One side's HPACK encoder (libnghttp2's deflater), so blocks carry real
-// dynamic-table insertions and references.
-class Encoder {
+// One side's HPACK encoder; every block it writes must encode.
+class Encoder : public test::HpackEncoder {
 public:
-    explicit Encoder(size_t max_table = 4096) { nghttp2_hd_deflate_new(&deflater_, max_table); }
-    ~Encoder() { nghttp2_hd_deflate_del(deflater_); }
-    Encoder(const Encoder&) = delete;
-    Encoder& operator=(const Encoder&) = delete;
-
-    // `never_index`: every field as a literal that neither uses nor adds
-    // dynamic-table entries (names still come from the static table).
+    using HpackEncoder::HpackEncoder;
     Bytes encode(const Fields& fields, bool never_index = false) {
-        std::vector<nghttp2_nv> nva;
-        for (const auto& [name, value] : fields) {
-            nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                           reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
-                           value.size(),
-                           static_cast<uint8_t>(never_index ? NGHTTP2_NV_FLAG_NO_INDEX
-                                                            : NGHTTP2_NV_FLAG_NONE)});
-        }
-        Bytes out(nghttp2_hd_deflate_bound(deflater_, nva.data(), nva.size()));
-        const ssize_t n =
-            nghttp2_hd_deflate_hd(deflater_, out.data(), out.size(), nva.data(), nva.size());
-        EXPECT_GE(n, 0);
-        out.resize(static_cast<size_t>(std::max<ssize_t>(n, 0)));
-        return out;
+        Bytes block = HpackEncoder::encode(fields, never_index);
+        EXPECT_FALSE(failed());
+        return block;
     }
-
-    void change_table_size(size_t bytes) { nghttp2_hd_deflate_change_table_size(deflater_, bytes); }
-
-private:
-    nghttp2_hd_deflater* deflater_ = nullptr;
 };
 
 Bytes frame(FrameType type, uint8_t flag_bits, uint32_t stream, const Bytes& payload) {
-    const auto length = static_cast<uint32_t>(payload.size());
-    Bytes out = {static_cast<uint8_t>(length >> 16),
-                 static_cast<uint8_t>(length >> 8),
-                 static_cast<uint8_t>(length),
-                 static_cast<uint8_t>(type),
-                 flag_bits,
-                 static_cast<uint8_t>(stream >> 24),
-                 static_cast<uint8_t>(stream >> 16),
-                 static_cast<uint8_t>(stream >> 8),
-                 static_cast<uint8_t>(stream)};
+    Bytes out;
+    test::append_frame_header(out, type, flag_bits, stream, static_cast<uint32_t>(payload.size()));
     return out + payload;
 }
 

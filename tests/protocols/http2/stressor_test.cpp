@@ -5,7 +5,6 @@
 // exchanges of the unsplit feed, with timestamps that follow the pieces
 // holding each message's first and last byte.
 #include <gtest/gtest.h>
-#include <nghttp2/nghttp2.h>
 
 #include <algorithm>
 #include <map>
@@ -17,41 +16,17 @@
 #include <vector>
 
 #include "../handler_test_support.h"
+#include "http2_test_writer.h"
 #include "protocols/http2/frames.h"
 #include "protocols/http2/http2.h"
 
 namespace sonde::protocols::http2 {
 namespace {
 
-using Bytes = std::vector<uint8_t>;
-using Fields = std::vector<std::pair<std::string, std::string>>;
+using test::Bytes;
+using test::Fields;
 
-class Encoder {
-public:
-    Encoder() { nghttp2_hd_deflate_new(&deflater_, 8192); }
-    ~Encoder() { nghttp2_hd_deflate_del(deflater_); }
-    Encoder(const Encoder&) = delete;
-    Encoder& operator=(const Encoder&) = delete;
-
-    Bytes encode(const Fields& fields) {
-        std::vector<nghttp2_nv> nva;
-        for (const auto& [name, value] : fields) {
-            nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                           reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
-                           value.size(), NGHTTP2_NV_FLAG_NONE});
-        }
-        Bytes out(nghttp2_hd_deflate_bound(deflater_, nva.data(), nva.size()));
-        const ssize_t n =
-            nghttp2_hd_deflate_hd(deflater_, out.data(), out.size(), nva.data(), nva.size());
-        out.resize(static_cast<size_t>(std::max<ssize_t>(n, 0)));
-        return out;
-    }
-
-    void change_table_size(size_t bytes) { nghttp2_hd_deflate_change_table_size(deflater_, bytes); }
-
-private:
-    nghttp2_hd_deflater* deflater_ = nullptr;
-};
+using Encoder = test::HpackEncoder;
 
 // One direction's bytes; `body` marks DATA payload bytes whose content the
 // handler never needs (everything but the Pad Length byte).
@@ -65,17 +40,8 @@ struct ByteStream {
     size_t frame(FrameType type, uint8_t flag_bits, uint32_t stream, const Bytes& payload,
                  size_t body_from = SIZE_MAX) {
         const size_t begin = bytes.size();
-        const auto length = static_cast<uint32_t>(payload.size());
-        const uint8_t header[kFrameHeaderBytes] = {static_cast<uint8_t>(length >> 16),
-                                                   static_cast<uint8_t>(length >> 8),
-                                                   static_cast<uint8_t>(length),
-                                                   static_cast<uint8_t>(type),
-                                                   flag_bits,
-                                                   static_cast<uint8_t>(stream >> 24),
-                                                   static_cast<uint8_t>(stream >> 16),
-                                                   static_cast<uint8_t>(stream >> 8),
-                                                   static_cast<uint8_t>(stream)};
-        bytes.insert(bytes.end(), header, header + kFrameHeaderBytes);
+        test::append_frame_header(bytes, type, flag_bits, stream,
+                                  static_cast<uint32_t>(payload.size()));
         body.insert(body.end(), kFrameHeaderBytes, false);
         bytes.insert(bytes.end(), payload.begin(), payload.end());
         for (size_t i = 0; i < payload.size(); ++i) body.push_back(i >= body_from);
@@ -448,8 +414,8 @@ private:
     }
 
     std::mt19937_64 rng_;
-    Encoder client_;
-    Encoder server_;
+    Encoder client_{8192};
+    Encoder server_{8192};
     uint32_t next_id_ = 1;
     std::map<uint32_t, Stream> streams_;
     std::vector<uint32_t> active_;
