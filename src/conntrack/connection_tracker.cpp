@@ -31,12 +31,6 @@ struct ConnectionTracker::Connection {
 
 namespace {
 
-pipeline::NetEndpoint endpoint_of(const uint8_t (&addr)[16], uint16_t port) {
-    std::array<uint8_t, 16> a{};
-    std::memcpy(a.data(), addr, a.size());
-    return {discovery::format_ip(a), port};
-}
-
 Role role_of(uint8_t kernel_role) {
     switch (kernel_role) {
         case SONDE_ROLE_SERVER:
@@ -49,6 +43,19 @@ Role role_of(uint8_t kernel_role) {
 }
 
 }  // namespace
+
+const std::string& ConnectionTracker::AddressTexts::text_of(const uint8_t (&addr)[16]) {
+    for (const Entry& entry : entries_) {
+        if (entry.used && std::memcmp(entry.addr.data(), addr, entry.addr.size()) == 0)
+            return entry.text;
+    }
+    Entry& entry = entries_[next_victim_];
+    next_victim_ = (next_victim_ + 1) % entries_.size();
+    std::memcpy(entry.addr.data(), addr, entry.addr.size());
+    entry.text = discovery::format_ip(entry.addr);
+    entry.used = true;
+    return entry.text;
+}
 
 ConnectionTracker::ConnectionTracker(ConnectionTrackerOptions options,
                                      pipeline::SelfMetrics& metrics, SpanSink sink)
@@ -94,8 +101,8 @@ ConnectionTracker::Connection* ConnectionTracker::find_or_create(const sonde_eve
     conn->proc_start_ns = hdr.proc_start_ns;
     conn->socket_cookie = cookie;
     conn->generation = next_generation_++;
-    conn->local = endpoint_of(tuple.local_addr, tuple.local_port);
-    conn->peer = endpoint_of(tuple.peer_addr, tuple.peer_port);
+    conn->local = {address_texts_.text_of(tuple.local_addr), tuple.local_port};
+    conn->peer = {address_texts_.text_of(tuple.peer_addr), tuple.peer_port};
     conn->last_activity_ns = hdr.ts_exit_ns;
     if (auto p = processes_.find(hdr.pid); p != processes_.end()) conn->service = p->second;
     Connection* raw = conn.get();

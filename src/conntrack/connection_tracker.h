@@ -6,9 +6,11 @@
 // reused pid or fd never merges two streams.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -59,6 +61,22 @@ private:
         }
     };
 
+    // Text forms of the last few addresses seen: a server's connections come
+    // from a handful of peers, so most connections reuse a formatted address.
+    class AddressTexts {
+    public:
+        const std::string& text_of(const uint8_t (&addr)[16]);
+
+    private:
+        struct Entry {
+            std::array<uint8_t, 16> addr{};
+            std::string text;
+            bool used = false;
+        };
+        std::array<Entry, 8> entries_;
+        size_t next_victim_ = 0;
+    };
+
     Connection* find_or_create(const sonde_event_header& hdr, int32_t fd, uint64_t cookie,
                                const sonde_conn_tuple& tuple);
     void close_connection(Key key, uint64_t ts_ns);
@@ -74,6 +92,7 @@ private:
     std::unordered_map<Key, std::unique_ptr<Connection>, KeyHash> connections_;
     std::unordered_map<uint32_t, std::shared_ptr<const pipeline::ServiceIdentity>> processes_;
     std::vector<protocols::Exchange> scratch_exchanges_;
+    AddressTexts address_texts_;
 };
 
 }  // namespace sonde::conntrack

@@ -84,6 +84,17 @@ void run_handler(const std::vector<Segment>& segments, Role role, Direction requ
     check(out.size() == after);
 }
 
+bool same_result(const HeadParseResult& a, const HeadParseResult& b) {
+    const MessageHead& x = a.head;
+    const MessageHead& y = b.head;
+    return a.status == b.status && a.consumed == b.consumed && a.error == b.error &&
+           x.is_request == y.is_request && x.method == y.method && x.target == y.target &&
+           x.status == y.status && x.version_minor == y.version_minor &&
+           x.content_length == y.content_length && x.chunked == y.chunked &&
+           x.connection_close == y.connection_close && x.upgrade == y.upgrade && x.host == y.host &&
+           x.traceparent == y.traceparent && x.tracestate == y.tracestate;
+}
+
 void run_pure(std::span<const uint8_t> bytes) {
     Limits small;
     small.max_head_bytes = 256;
@@ -92,11 +103,16 @@ void run_pure(std::span<const uint8_t> bytes) {
         looks_like_message_start(bytes, is_request);
         for (const Limits& limits : {Limits{}, small}) {
             const HeadParseResult r = parse_head(bytes, is_request, limits);
+            // A result reused across heads, as the connection handler does, must
+            // come out exactly as a fresh one: nothing of the last head may stay.
+            static HeadParseResult reused;
+            parse_head_into(bytes, is_request, limits, reused);
+            check(same_result(r, reused));
             if (r.status == ParseStatus::Complete) {
                 check(r.consumed > 0 && r.consumed <= bytes.size());
                 check(r.consumed <= limits.max_head_bytes);
                 check(r.head.is_request == is_request);
-                const std::string path = path_of_target(r.head.target);
+                const std::string path(path_of_target(r.head.target));
                 check(path.size() <= r.head.target.size() || path == "/");
                 body_framing(r.head, "HEAD");
                 body_framing(r.head);

@@ -115,7 +115,8 @@ public:
 
 private:
     void grow() {
-        const size_t next = std::min(capacity_, std::max<size_t>(4, slots_.size() * 2));
+        // One slot first: only pipelining clients ever queue a second request.
+        const size_t next = std::min(capacity_, std::max<size_t>(1, slots_.size() * 2));
         std::vector<PendingRequest> bigger(next);
         for (size_t i = 0; i < size_; ++i) {
             bigger[i] = std::move(slots_[(head_ + i) % slots_.size()]);
@@ -249,6 +250,8 @@ private:
     bool opaque_ = false;
     bool closed_ = false;
     ProtocolStats stats_;
+    // Every head of the connection is parsed into this one result.
+    HeadParseResult parsed_;
 };
 
 void Http1ConnectionHandler::feed(Stream& s, Direction direction, const StreamPiece& piece,
@@ -469,7 +472,8 @@ bool Http1ConnectionHandler::read_head(Stream& s, const uint8_t* p, size_t avail
     // lies. Only a head still incomplete here goes through the scanner, which
     // finds its end across pieces, and the buffer.
     if (s.block_bytes == 0 && s.head_buffer.empty()) {
-        HeadParseResult parsed = parse_head({p, available}, s.carries_requests, limits_);
+        HeadParseResult& parsed = parsed_;
+        parse_head_into({p, available}, s.carries_requests, limits_, parsed);
         if (parsed.status == ParseStatus::Complete) {
             s.block_bytes = parsed.consumed;
             pos += parsed.consumed;
@@ -524,7 +528,8 @@ bool Http1ConnectionHandler::read_head(Stream& s, const uint8_t* p, size_t avail
         return true;
     }
 
-    HeadParseResult parsed = parse_head(head_bytes, s.carries_requests, limits_);
+    HeadParseResult& parsed = parsed_;
+    parse_head_into(head_bytes, s.carries_requests, limits_, parsed);
     s.head_buffer.clear();
     if (parsed.status != ParseStatus::Complete || parsed.consumed != head_bytes.size()) {
         // The scanner and parse_head agree on where a head ends, so anything
@@ -605,13 +610,14 @@ void Http1ConnectionHandler::on_request_head(Stream& s, MessageHead& head, const
         request.seq = next_seq_++;
         request.dropped_before = std::exchange(dropped_at_tail_, 0);
         request.complete = false;
-        request.path = path_of_target(head.target);
-        request.method = std::move(head.method);
-        request.version = "1.";
-        request.version += static_cast<char>('0' + head.version_minor);
-        request.host = std::move(head.host);
-        request.traceparent = std::move(head.traceparent);
-        request.tracestate = std::move(head.tracestate);
+        // Swapped, not moved: the queue slot's old strings become the parse
+        // buffers for the next head, so neither side loses its storage.
+        request.path.assign(path_of_target(head.target));
+        request.method.swap(head.method);
+        request.version.assign({'1', '.', static_cast<char>('0' + head.version_minor)});
+        request.host.swap(head.host);
+        request.traceparent.swap(head.traceparent);
+        request.tracestate.swap(head.tracestate);
         request.start_ns = s.start_ns;
         request.end_ns = piece.ts_exit_ns;
         request.body_bytes = 0;

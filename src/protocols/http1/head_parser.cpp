@@ -244,8 +244,24 @@ struct FramingFields {
     bool traceparent_seen = false;
 };
 
+// The fields apply_field acts on; every other name is skipped after one
+// length comparison, which is what most fields of a head get.
+bool may_be_known_field(std::string_view name) {
+    switch (name.size()) {
+        case 4:   // host
+        case 10:  // connection, tracestate
+        case 11:  // traceparent
+        case 14:  // content-length
+        case 17:  // transfer-encoding
+            return true;
+        default:
+            return false;
+    }
+}
+
 std::string_view apply_field(std::string_view name, std::string_view value, MessageHead& head,
                              FramingFields& fields) {
+    if (!may_be_known_field(name)) return {};
     if (iequals(name, "content-length")) {
         // A list of identical values ("5, 5") is what proxies produce when
         // merging duplicates; RFC 9110 section 8.6 lets recipients accept it.
@@ -291,22 +307,170 @@ std::string_view apply_field(std::string_view name, std::string_view value, Mess
     return {};
 }
 
+// Index of the first byte at or after `i` below 0x20 or equal to DEL (tabs and
+// line ends included), or `n` when there is none. Eight bytes at a time: a
+// field value is searched for its end and checked for control bytes in the
+// same pass.
+size_t find_control_byte(std::string_view text, size_t i) {
+    constexpr uint64_t kOnes = 0x0101010101010101ull;
+    constexpr uint64_t kHighs = 0x8080808080808080ull;
+    const size_t n = text.size();
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x = 0;
+        std::memcpy(&x, text.data() + i, 8);
+        const uint64_t below_space = (x - kOnes * 0x20) & ~x & kHighs;
+        const uint64_t del = x ^ (kOnes * 0x7f);
+        const uint64_t has_del = (del - kOnes) & ~del & kHighs;
+        if ((below_space | has_del) != 0) break;
+    }
+    for (; i < n; ++i) {
+        const auto c = static_cast<uint8_t>(text[i]);
+        if (c < 0x20 || c == 0x7f) return i;
+    }
+    return n;
+}
+
+enum class LineKind : uint8_t { Field, Empty, Fold, Incomplete, Invalid };
+
+// One line of the header section, as scan_header_line found it.
+struct HeaderLine {
+    LineKind kind = LineKind::Incomplete;
+    std::string_view name;   // Field
+    std::string_view value;  // Field: OWS-trimmed value; Fold: the continuation, OWS-trimmed
+    size_t next = 0;         // offset just past the line's LF
+    std::string_view error;  // Invalid
+};
+
+// Reads the header line starting at `pos` in one pass: the name is checked
+// byte by byte up to its colon, the value is searched for its line end and
+// for control bytes at once. Errors and their precedence are those of a
+// parser that first finds the line's LF, then checks its size against
+// `limit`, then its content: a line whose LF has not arrived yet is
+// Incomplete whatever it holds.
+HeaderLine scan_header_line(std::string_view text, size_t pos, size_t limit) {
+    HeaderLine line;
+    const size_t n = text.size();
+    // The slow path, for lines that will be rejected and for obs-folds:
+    // locate the LF first so that errors keep their precedence.
+    const auto whole_line = [&](std::string_view& content) {
+        const size_t eol = text.find('\n', pos);
+        if (eol == std::string_view::npos) return false;
+        if (eol + 1 > limit) {
+            line.kind = LineKind::Invalid;
+            line.error = kErrHeadTooLarge;
+            return false;
+        }
+        content = strip_cr(text.substr(pos, eol - pos));
+        line.next = eol + 1;
+        return true;
+    };
+    const auto invalid_line = [&](std::string_view error) {
+        std::string_view content;
+        if (whole_line(content)) {
+            line.kind = LineKind::Invalid;
+            line.error = error;
+        }
+        return line;
+    };
+    const auto malformed_name = [&]() {
+        std::string_view content;
+        if (!whole_line(content)) return line;
+        line.kind = LineKind::Invalid;
+        const size_t colon = content.find(':');
+        line.error = colon == std::string_view::npos ? kErrNoColon : kErrFieldName;
+        return line;
+    };
+
+    if (pos >= n) return line;
+    const char first = text[pos];
+    if (first == '\n' || (first == '\r' && pos + 1 < n && text[pos + 1] == '\n')) {
+        line.next = pos + (first == '\n' ? 1 : 2);
+        if (line.next > limit) return invalid_line(kErrHeadTooLarge);
+        line.kind = LineKind::Empty;
+        return line;
+    }
+    if (is_ows(first)) {
+        std::string_view content;
+        if (!whole_line(content)) return line;
+        line.kind = LineKind::Fold;
+        line.value = trim_ows(content);
+        return line;
+    }
+
+    size_t i = pos;
+    while (i < n && is_tchar(static_cast<uint8_t>(text[i]))) ++i;
+    if (i == n) return line;
+    if (text[i] != ':' || i == pos) return malformed_name();
+    line.name = text.substr(pos, i - pos);
+
+    ++i;
+    while (i < n && is_ows(text[i])) ++i;
+    const size_t value_start = i;
+    while (true) {
+        i = find_control_byte(text, i);
+        if (i == n) return line;
+        if (text[i] == '\t') {
+            ++i;
+            continue;
+        }
+        break;
+    }
+    size_t value_end = i;
+    if (text[i] == '\r') {
+        if (i + 1 == n) return line;
+        if (text[i + 1] != '\n') return invalid_line(kErrFieldValue);
+        line.next = i + 2;
+    } else if (text[i] == '\n') {
+        line.next = i + 1;
+    } else {
+        return invalid_line(kErrFieldValue);
+    }
+    if (line.next > limit) return invalid_line(kErrHeadTooLarge);
+    while (value_end > value_start && is_ows(text[value_end - 1])) --value_end;
+    line.value = text.substr(value_start, value_end - value_start);
+    line.kind = LineKind::Field;
+    return line;
+}
+
 }  // namespace
+
+void MessageHead::clear() {
+    is_request = false;
+    method.clear();
+    target.clear();
+    status = 0;
+    version_minor = 1;
+    content_length.reset();
+    chunked = false;
+    connection_close = false;
+    upgrade = false;
+    host.clear();
+    traceparent.clear();
+    tracestate.clear();
+}
 
 HeadParseResult parse_head(std::span<const uint8_t> bytes, bool is_request, const Limits& limits) {
     HeadParseResult result;
+    parse_head_into(bytes, is_request, limits, result);
+    return result;
+}
+
+void parse_head_into(std::span<const uint8_t> bytes, bool is_request, const Limits& limits,
+                     HeadParseResult& result) {
+    result.status = ParseStatus::NeedMore;
+    result.consumed = 0;
+    result.error = {};
+    result.head.clear();
     const std::string_view text = as_chars(bytes);
     const size_t limit = limits.max_head_bytes;
     const auto invalid = [&result](std::string_view error) {
         result.status = ParseStatus::Invalid;
         result.error = error;
         result.consumed = 0;
-        return result;
     };
     const auto need_more = [&]() {
         if (text.size() >= limit) return invalid(kErrHeadTooLarge);
         result.status = ParseStatus::NeedMore;
-        return result;
     };
 
     // RFC 9112 section 2.2: ignore empty lines received before a start line.
@@ -339,21 +503,19 @@ HeadParseResult parse_head(std::span<const uint8_t> bytes, bool is_request, cons
     bool have_field = false;
     bool value_is_folded = false;
     while (true) {
-        eol = text.find('\n', pos);
-        if (eol == std::string_view::npos) return need_more();
-        if (eol + 1 > limit) return invalid(kErrHeadTooLarge);
-        const std::string_view line = strip_cr(text.substr(pos, eol - pos));
-        pos = eol + 1;
-        if (!line.empty() && is_ows(line.front())) {
+        const HeaderLine line = scan_header_line(text, pos, limit);
+        if (line.kind == LineKind::Incomplete) return need_more();
+        if (line.kind == LineKind::Invalid) return invalid(line.error);
+        pos = line.next;
+        if (line.kind == LineKind::Fold) {
             // obs-fold (RFC 9112 section 5.2): replace the fold with a space.
             if (!have_field) return invalid(kErrObsFold);
-            const std::string_view more = trim_ows(line);
-            if (!is_field_value_text(more)) return invalid(kErrFieldValue);
+            if (!is_field_value_text(line.value)) return invalid(kErrFieldValue);
             if (!value_is_folded) folded.assign(field_value);
             value_is_folded = true;
-            if (!more.empty()) {
+            if (!line.value.empty()) {
                 if (!folded.empty()) folded += ' ';
-                folded.append(more);
+                folded.append(line.value);
             }
             field_value = folded;
             continue;
@@ -364,18 +526,9 @@ HeadParseResult parse_head(std::span<const uint8_t> bytes, bool is_request, cons
             if (!error.empty()) return invalid(error);
             have_field = false;
         }
-        if (line.empty()) break;
-
-        const size_t colon = line.find(':');
-        if (colon == std::string_view::npos) return invalid(kErrNoColon);
-        field_name = line.substr(0, colon);
-        if (field_name.empty()) return invalid(kErrFieldName);
-        for (char c : field_name) {
-            // Also rejects whitespace before the colon (RFC 9112 section 5.1).
-            if (!is_tchar(static_cast<uint8_t>(c))) return invalid(kErrFieldName);
-        }
-        field_value = trim_ows(line.substr(colon + 1));
-        if (!is_field_value_text(field_value)) return invalid(kErrFieldValue);
+        if (line.kind == LineKind::Empty) break;
+        field_name = line.name;
+        field_value = line.value;
         if (++field_count > limits.max_headers) return invalid(kErrTooManyHeaders);
         have_field = true;
         value_is_folded = false;
@@ -399,7 +552,6 @@ HeadParseResult parse_head(std::span<const uint8_t> bytes, bool is_request, cons
     }
     result.status = ParseStatus::Complete;
     result.consumed = pos;
-    return result;
 }
 
 bool looks_like_message_start(std::span<const uint8_t> bytes, bool is_request) {
@@ -440,7 +592,7 @@ BodyFraming body_framing(const MessageHead& head, std::string_view request_metho
     return head.is_request ? BodyFraming::None : BodyFraming::UntilClose;
 }
 
-std::string path_of_target(std::string_view target) {
+std::string_view path_of_target(std::string_view target) {
     // absolute-form: scheme "://" authority [path] (RFC 3986 section 3).
     const size_t scheme_end = target.find("://");
     if (scheme_end != std::string_view::npos && scheme_end > 0 &&
@@ -457,7 +609,7 @@ std::string path_of_target(std::string_view target) {
             target = rest.substr(path_start);
         }
     }
-    return std::string(target.substr(0, target.find_first_of("?#")));
+    return target.substr(0, target.find_first_of("?#"));
 }
 
 }  // namespace sonde::protocols::http1

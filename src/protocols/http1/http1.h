@@ -31,6 +31,9 @@ struct MessageHead {
     std::string host;
     std::string traceparent;
     std::string tracestate;
+
+    // Back to a default-constructed head, keeping the strings' storage.
+    void clear();
 };
 
 struct HeadParseResult {
@@ -52,6 +55,12 @@ struct Limits {
 HeadParseResult parse_head(std::span<const uint8_t> bytes, bool is_request,
                            const Limits& limits = {});
 
+// The same, into `result`, whose strings keep their storage from one call to
+// the next: the connection handler parses every head of a connection into
+// one result, so a steady stream of requests does not allocate.
+void parse_head_into(std::span<const uint8_t> bytes, bool is_request, const Limits& limits,
+                     HeadParseResult& result);
+
 // True when `bytes` plausibly start an HTTP/1 request ("GET /", "POST /", ...)
 // or, with is_request=false, a response ("HTTP/1."). Used for protocol
 // detection and to resynchronise after a gap. Needs at most 16 bytes.
@@ -62,7 +71,8 @@ bool looks_like_message_start(std::span<const uint8_t> bytes, bool is_request);
 BodyFraming body_framing(const MessageHead& head, std::string_view request_method = {});
 
 // Strip "?query" and "#fragment"; absolute-form targets keep only the path.
-std::string path_of_target(std::string_view target);
+// The result views `target` (or a static "/").
+std::string_view path_of_target(std::string_view target);
 
 std::unique_ptr<ProtocolHandler> make_handler(Role role, const Limits& limits = {});
 
