@@ -40,6 +40,19 @@ def wait_until(predicate, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+# Tests put this in bodies, header values and query strings (test_privacy.py), where an
+# application keeps its secrets: no export may carry it, so every scrape and every printed
+# span any test reads is checked for it.
+SECRET_MARKER = "zqsecret"
+
+
+def assert_no_secret(text, where):
+    at = text.lower().find(SECRET_MARKER)
+    if at >= 0:
+        context = text[max(0, at - 200):at + 60]
+        raise AssertionError(f"{where} leaks a secret marker: ...{context!r}")
+
+
 def write_config(text):
     """A YAML configuration in a temporary file; the caller unlinks it."""
     fd, path = tempfile.mkstemp(prefix="sonde-e2e-", suffix=".yml")
@@ -76,7 +89,11 @@ class Agent:
         self.proc = subprocess.Popen(self.wrapper + [AGENT], env=self.env, stdout=self._out,
                                      stderr=self._err, stdin=subprocess.DEVNULL)
         if wait_ready:
-            self.wait_log(r"sonde \S+ running", timeout=30)
+            try:
+                self.wait_log(r"sonde \S+ running", timeout=30)
+            except BaseException:
+                self.stop()  # `with` never reaches __exit__: do not leave it running
+                raise
         return self
 
     def logs(self):
@@ -113,13 +130,16 @@ class Agent:
             for line in f:
                 line = line.strip()
                 if line.startswith("{"):
+                    assert_no_secret(line, "a printed span")
                     out.append(json.loads(line))
         return out
 
     def metrics_text(self):
         url = f"http://127.0.0.1:{self.prometheus_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as r:
-            return r.read().decode()
+            text = r.read().decode()
+        assert_no_secret(text, "a Prometheus scrape")
+        return text
 
     def metrics(self):
         return parse_prometheus(self.metrics_text())
@@ -483,3 +503,56 @@ def mapped_files(pid):
 def maps_libssl(pid):
     """The libssl shared objects mapped into `pid` (empty when none)."""
     return sorted(p for p in mapped_files(pid) if "/libssl.so" in p)
+
+
+# ---- what a process holds: memory, and its eBPF objects (found through its own
+# file descriptors, so that other agents running at the same time never count)
+
+def rss_kib(pid):
+    """Resident memory of `pid` in KiB (VmRSS), 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def bpf_object_ids(pid):
+    """(map ids, program ids) of the eBPF maps and programs `pid` holds open."""
+    maps, progs = set(), set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target not in ("anon_inode:bpf-map", "anon_inode:bpf-prog"):
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                for line in f:
+                    key, _, value = line.partition(":")
+                    if key == "map_id":
+                        maps.add(int(value))
+                    elif key == "prog_id":
+                        progs.add(int(value))
+        except OSError:
+            continue  # closed meanwhile
+    return maps, progs
+
+
+def bpf_maps_of(pid):
+    """{map name: map id} of the eBPF maps `pid` holds open (an agent: its tracked_pids, ...)."""
+    return {bpftool_json("map", "show", "id", str(map_id))["name"]: map_id
+            for map_id in bpf_object_ids(pid)[0]}
+
+
+def map_keys(map_id):
+    """The keys of a hash map as integers (little-endian, as the kernel stores them)."""
+    keys = []
+    for entry in bpftool_json("map", "dump", "id", str(map_id)):
+        key = entry.get("key", entry.get("formatted", {}).get("key"))
+        if isinstance(key, list):  # raw bytes as hex strings
+            keys.append(int.from_bytes(bytes(int(b, 16) for b in key), "little"))
+        else:
+            keys.append(key)
+    return keys

@@ -3,16 +3,20 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace sonde::exporter {
 namespace {
@@ -25,7 +29,11 @@ constexpr std::string_view kBody = "sonde_up 1\n";
 // bug fails the test instead of hanging it.
 class Client {
 public:
-    explicit Client(uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    explicit Client(uint16_t port, int receive_buffer = 0)
+        : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+        if (receive_buffer > 0) {
+            ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+        }
         timeval timeout{5, 0};
         ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
         ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
@@ -51,6 +59,15 @@ public:
             data.remove_prefix(size_t(n));
         }
         return true;
+    }
+
+    // The client stops sending: the server sees the end of the request stream.
+    void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+
+    // Whether an answer (or the close) is waiting to be read.
+    bool readable() const {
+        pollfd p{fd_, POLLIN, 0};
+        return ::poll(&p, 1, 0) == 1;
     }
 
     std::string read_to_end() {
@@ -88,10 +105,13 @@ Response parse_response(const std::string& raw) {
     return r;
 }
 
-Response scrape(uint16_t port, std::string_view request) {
+Response scrape(uint16_t port, std::string_view request, bool half_close = false) {
     Client client(port);
     EXPECT_TRUE(client.connected());
     client.send(request);
+    if (half_close) {
+        client.shutdown_write();
+    }
     return parse_response(client.read_to_end());
 }
 
@@ -131,6 +151,22 @@ bool wait_until_accepted(uint16_t port) {
     return false;
 }
 
+// The endpoint's own counters, all zero, as every scrape of a fresh server ends.
+std::string own_metrics() {
+    std::string out;
+    render_prometheus_server_stats(PrometheusServerStats{}, out);
+    return out;
+}
+
+size_t open_fds() {
+    size_t n = 0;
+    for ([[maybe_unused]] const auto& entry :
+         std::filesystem::directory_iterator("/proc/self/fd")) {
+        ++n;
+    }
+    return n;
+}
+
 PrometheusServerOptions loopback_options() {
     PrometheusServerOptions options;
     options.bind_address = "127.0.0.1";
@@ -162,9 +198,11 @@ TEST_F(PrometheusServerTest, ServesTheRenderedTextOnGet) {
     EXPECT_NE(r.head.find("\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"),
               std::string::npos)
         << r.head;
-    EXPECT_NE(r.head.find("\r\nContent-Length: 11\r\n"), std::string::npos) << r.head;
+    EXPECT_NE(r.head.find("\r\nContent-Length: " + std::to_string(r.body.size()) + "\r\n"),
+              std::string::npos)
+        << r.head;
     EXPECT_NE(r.head.find("\r\nConnection: close\r\n"), std::string::npos) << r.head;
-    EXPECT_EQ(r.body, kBody);
+    EXPECT_EQ(r.body, std::string(kBody) + own_metrics());
 }
 
 TEST_F(PrometheusServerTest, IgnoresTheQueryString) {
@@ -174,44 +212,76 @@ TEST_F(PrometheusServerTest, IgnoresTheQueryString) {
 TEST_F(PrometheusServerTest, AnswersHeadWithoutABody) {
     const Response r = scrape(port_, get_request("/metrics", "HEAD"));
     EXPECT_EQ(r.status, 200);
-    EXPECT_NE(r.head.find("\r\nContent-Length: 11\r\n"), std::string::npos) << r.head;
+    const size_t length = kBody.size() + own_metrics().size();
+    EXPECT_NE(r.head.find("\r\nContent-Length: " + std::to_string(length) + "\r\n"),
+              std::string::npos)
+        << r.head;
     EXPECT_EQ(r.body, "");
 }
 
 TEST_F(PrometheusServerTest, ServesManyScrapesInARow) {
     for (int i = 0; i < 20; ++i) {
-        ASSERT_EQ(scrape(port_, get_request("/metrics")).body, kBody) << i;
+        ASSERT_EQ(scrape(port_, get_request("/metrics")).body, std::string(kBody) + own_metrics())
+            << i;
     }
 }
 
-TEST_F(PrometheusServerTest, UnknownPathIs404) {
-    EXPECT_EQ(scrape(port_, get_request("/")).status, 404);
-    EXPECT_EQ(scrape(port_, get_request("/metrics/")).status, 404);
-    EXPECT_EQ(scrape(port_, get_request("/metricsx")).status, 404);
-}
+// What goes over the socket, answered by the real server: only its path, only GET and HEAD,
+// garbage and oversized heads refused, and the endpoint serving on after each.
+struct SocketCase {
+    std::string name;
+    std::string request;
+    int status;
+    std::string in_head = {};  // a header line the answer must carry
+    bool half_close = false;   // the client shuts its sending side after the request
+};
 
-TEST_F(PrometheusServerTest, OtherMethodsAre405) {
-    const Response r = scrape(port_, get_request("/metrics", "POST"));
-    EXPECT_EQ(r.status, 405);
-    EXPECT_NE(r.head.find("\r\nAllow: GET, HEAD\r\n"), std::string::npos) << r.head;
-    EXPECT_EQ(scrape(port_, get_request("/metrics", "DELETE")).status, 405);
-}
+class PrometheusServerAnswers : public PrometheusServerTest,
+                                public testing::WithParamInterface<SocketCase> {};
 
-TEST_F(PrometheusServerTest, GarbageIs400) {
-    EXPECT_EQ(scrape(port_, std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11)).status,
-              400);
-    EXPECT_EQ(scrape(port_, "GET /metrics\r\n\r\n").status, 400);
-    EXPECT_EQ(scrape(port_, "GET /metrics HTTP/1.1\r\nno colon here\r\n\r\n").status, 400);
-    // The connection survives all of that.
+TEST_P(PrometheusServerAnswers, Table) {
+    const Response r = scrape(port_, GetParam().request, GetParam().half_close);
+    EXPECT_EQ(r.status, GetParam().status);
+    EXPECT_NE(r.head.find("\r\nConnection: close\r\n"), std::string::npos) << r.head;
+    if (!GetParam().in_head.empty()) {
+        EXPECT_NE(r.head.find("\r\n" + GetParam().in_head + "\r\n"), std::string::npos) << r.head;
+    }
     EXPECT_EQ(scrape(port_, get_request("/metrics")).status, 200);
 }
 
-TEST_F(PrometheusServerTest, OversizedRequestIs413) {
-    const std::string request =
-        "GET /metrics HTTP/1.1\r\nX-Padding: " + std::string(20000, 'a') + "\r\n\r\n";
-    EXPECT_EQ(scrape(port_, request).status, 413);
-    EXPECT_EQ(scrape(port_, get_request("/metrics")).status, 200);
-}
+INSTANTIATE_TEST_SUITE_P(
+    Cases, PrometheusServerAnswers,
+    testing::Values(
+        SocketCase{"Get", get_request("/metrics"), 200},
+        SocketCase{"Head", get_request("/metrics", "HEAD"), 200},
+        SocketCase{"QueryIgnored", get_request("/metrics?name[]=up"), 200},
+        SocketCase{"Root", get_request("/"), 404},
+        SocketCase{"Slash", get_request("/metrics/"), 404},
+        SocketCase{"Longer", get_request("/metricsx"), 404},
+        SocketCase{"Post", get_request("/metrics", "POST"), 405, "Allow: GET, HEAD"},
+        SocketCase{"Delete", get_request("/metrics", "DELETE"), 405, "Allow: GET, HEAD"},
+        SocketCase{"TlsHello", std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11),
+                   400},
+        SocketCase{"Http2Preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400},
+        SocketCase{"NoVersion", "GET /metrics\r\n\r\n", 400},
+        SocketCase{"HeaderWithoutColon", "GET /metrics HTTP/1.1\r\nno colon here\r\n\r\n", 400},
+        SocketCase{"NulInHeader", std::string("GET /metrics HTTP/1.1\r\nA: \0\r\n\r\n", 30), 400},
+        SocketCase{"ClientGaveUpMidRequest", "GET /metrics HTTP/1.1\r\nHost:", 400, "", true},
+        SocketCase{"HugeHeader",
+                   "GET /metrics HTTP/1.1\r\nX-Padding: " + std::string(20000, 'a') + "\r\n\r\n",
+                   431},
+        SocketCase{"HugeRequestLine", "GET /" + std::string(20000, 'a') + " HTTP/1.1\r\n\r\n", 431},
+        SocketCase{"ManyHeaders",
+                   "GET /metrics HTTP/1.1\r\n" +
+                       [] {
+                           std::string h;
+                           for (int i = 0; i < 2000; ++i) h += "X-" + std::to_string(i) + ": v\r\n";
+                           return h;
+                       }() +
+                       "\r\n",
+                   431},
+        SocketCase{"NoNewlineEver", std::string(50000, 'G'), 431}),
+    [](const testing::TestParamInfo<SocketCase>& info) { return info.param.name; });
 
 TEST_F(PrometheusServerTest, ClientHangingUpMidRequestIsHarmless) {
     {
@@ -231,7 +301,8 @@ TEST_F(PrometheusServerTest, LargeBodiesArriveWhole) {
     start(loopback_options(), [&big] { return big; });
     const Response r = scrape(port_, get_request("/metrics"));
     EXPECT_EQ(r.status, 200);
-    EXPECT_EQ(r.body.size(), big.size());
+    EXPECT_EQ(r.body.size(), big.size() + own_metrics().size());
+    EXPECT_EQ(r.body.substr(0, big.size()), big);
 }
 
 TEST_F(PrometheusServerTest, RendererFailureIs500) {
@@ -249,16 +320,127 @@ TEST_F(PrometheusServerTest, PartialRequestTimesOutWith408) {
     EXPECT_EQ(parse_response(client.read_to_end()).status, 408);
 }
 
-TEST_F(PrometheusServerTest, SilentClientDoesNotBlockOtherScrapesBeyondTheTimeout) {
+TEST_F(PrometheusServerTest, SilentClientsDoNotHoldUpOtherScrapes) {
     PrometheusServerOptions options = loopback_options();
-    options.request_timeout_ms = 300;
+    options.request_timeout_ms = 30000;
     start(options);
-    Client silent(port_);
-    ASSERT_TRUE(silent.connected());
+    std::vector<std::unique_ptr<Client>> silent;
+    for (int i = 0; i < 10; ++i) {
+        silent.push_back(std::make_unique<Client>(port_));
+        ASSERT_TRUE(silent.back()->connected());
+        silent.back()->send("GET /metrics HTTP/1.1\r\n");  // and never the rest
+    }
     ASSERT_TRUE(wait_until_accepted(port_));
     const auto before = Clock::now();
     EXPECT_EQ(scrape(port_, get_request("/metrics")).status, 200);
-    EXPECT_LT(Clock::now() - before, std::chrono::seconds(3));
+    EXPECT_LT(Clock::now() - before, std::chrono::seconds(2));
+    EXPECT_EQ(server_->stats().evicted, 0u);
+}
+
+// Slowloris: a request that trickles in one byte at a time is cut off at the request time
+// limit (from accept, not from the last byte), answered 408 and counted.
+TEST_F(PrometheusServerTest, TricklingRequestIsCutOffAtTheTimeLimit) {
+    PrometheusServerOptions options = loopback_options();
+    options.request_timeout_ms = 300;
+    start(options);
+    Client slow(port_);
+    ASSERT_TRUE(slow.connected());
+    const std::string request = "GET /metrics HTTP/1.1\r\nX-Slow: " + std::string(100, 'a');
+    const auto before = Clock::now();
+    size_t sent = 0;
+    while (sent < request.size() && !slow.readable() &&
+           Clock::now() - before < std::chrono::seconds(3)) {
+        ASSERT_TRUE(slow.send(request.substr(sent++, 1)));
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    const Response r = parse_response(slow.read_to_end());
+    const auto took = Clock::now() - before;
+    EXPECT_EQ(r.status, 408);
+    EXPECT_GE(took, std::chrono::milliseconds(300));
+    EXPECT_LT(took, std::chrono::seconds(3));
+    EXPECT_LT(sent, request.size());
+    EXPECT_EQ(server_->stats().timeout, 1u);
+}
+
+// Idle connections beyond the cap: the oldest unfinished ones are closed to make room, so the
+// endpoint holds a bounded number of descriptors and a scrape still gets through at once.
+TEST_F(PrometheusServerTest, ConnectionsAreCappedAndTheOldestIdleOneMakesRoom) {
+    PrometheusServerOptions options = loopback_options();
+    options.request_timeout_ms = 30000;
+    options.max_connections = 4;
+    start(options);
+    const size_t fds_before = open_fds();
+    std::vector<std::unique_ptr<Client>> idle;
+    for (int i = 0; i < 20; ++i) {
+        idle.push_back(std::make_unique<Client>(port_));
+        ASSERT_TRUE(idle.back()->connected());
+    }
+    ASSERT_TRUE(wait_until_accepted(port_));
+    // Our 20 client sockets plus at most 4 the server holds (5 for a moment: a new connection
+    // is accepted before the oldest idle one is closed).
+    EXPECT_LE(open_fds(), fds_before + idle.size() + options.max_connections + 1);
+    const auto before = Clock::now();
+    EXPECT_EQ(scrape(port_, get_request("/metrics")).status, 200);
+    EXPECT_LT(Clock::now() - before, std::chrono::seconds(2));
+    EXPECT_GE(server_->stats().evicted, 16u);
+    // The first ones were closed by the server.
+    EXPECT_EQ(idle.front()->read_to_end(), "");
+}
+
+// Each response in flight holds a whole render: past the cap a scrape is answered 503 with a
+// Retry-After, until the slow reader's response is done or dropped.
+TEST_F(PrometheusServerTest, ResponsesInFlightAreCapped) {
+    PrometheusServerOptions options = loopback_options();
+    options.request_timeout_ms = 500;
+    options.max_responses_in_flight = 1;
+    const std::string big(32 << 20, 'x');
+    start(options, [&big] { return big; });
+    Client reader(port_, /*receive_buffer=*/4096);
+    ASSERT_TRUE(reader.connected());
+    ASSERT_TRUE(reader.send(get_request("/metrics")));
+    // The first response cannot fit in the socket buffers: it is still in flight.
+    const auto deadline = Clock::now() + std::chrono::seconds(5);
+    Response r;
+    while (Clock::now() < deadline &&
+           (r = scrape(port_, get_request("/metrics", "HEAD"))).status != 503) {
+    }
+    EXPECT_EQ(r.status, 503);
+    EXPECT_NE(r.head.find("\r\nRetry-After: 1\r\n"), std::string::npos) << r.head;
+    EXPECT_GE(server_->stats().busy, 1u);
+    // The reader never reads: its response is dropped at the time limit, and the slot frees.
+    while (Clock::now() < deadline &&
+           scrape(port_, get_request("/metrics", "HEAD")).status != 200) {
+    }
+    EXPECT_EQ(scrape(port_, get_request("/metrics", "HEAD")).status, 200);
+    EXPECT_GE(server_->stats().timeout, 1u);
+}
+
+// Every refusal is counted by reason, and the counts end every scrape.
+TEST_F(PrometheusServerTest, RefusalsAreCountedInTheScrape) {
+    PrometheusServerOptions options = loopback_options();
+    options.request_timeout_ms = 200;
+    start(options);
+    scrape(port_, "junk\r\n\r\n");
+    scrape(port_, "\x01\x02");
+    scrape(port_, "GET /" + std::string(10000, 'a'));
+    scrape(port_, get_request("/other"));           // answered, not refused
+    scrape(port_, get_request("/metrics", "PUT"));  // answered, not refused
+    {
+        Client silent(port_);
+        ASSERT_TRUE(silent.connected());
+        EXPECT_EQ(silent.read_to_end(), "");  // closed at the time limit, nothing said
+    }
+    const Response r = scrape(port_, get_request("/metrics"));
+    EXPECT_EQ(r.status, 200);
+    for (const std::string_view line : {
+             "sonde_prometheus_requests_rejected_total{reason=\"malformed\"} 2\n",
+             "sonde_prometheus_requests_rejected_total{reason=\"too_large\"} 1\n",
+             "sonde_prometheus_requests_rejected_total{reason=\"timeout\"} 1\n",
+             "sonde_prometheus_requests_rejected_total{reason=\"evicted\"} 0\n",
+             "sonde_prometheus_requests_rejected_total{reason=\"busy\"} 0\n",
+         }) {
+        EXPECT_NE(r.body.find(line), std::string::npos) << line << r.body;
+    }
 }
 
 TEST_F(PrometheusServerTest, SilentClientDoesNotBlockStop) {
@@ -367,15 +549,16 @@ INSTANTIATE_TEST_SUITE_P(
         ClassifyCase{"CrInHeader", "GET /metrics HTTP/1.1\r\nA: b\rc\r\n\r\n", 400},
         ClassifyCase{"SpaceInHeaderName", "GET /metrics HTTP/1.1\r\nA b: c\r\n\r\n", 400},
         ClassifyCase{"HeadersTooLong",
-                     "GET /metrics HTTP/1.1\r\nX: " + std::string(200, 'a') + "\r\n\r\n", 413},
-        ClassifyCase{"NoEndTooLong", "GET /metrics HTTP/1.1\r\nX: " + std::string(200, 'a'), 413},
-        ClassifyCase{"TargetTooLong", "GET /" + std::string(200, 'a'), 413}),
+                     "GET /metrics HTTP/1.1\r\nX: " + std::string(200, 'a') + "\r\n\r\n", 431},
+        ClassifyCase{"NoEndTooLong", "GET /metrics HTTP/1.1\r\nX: " + std::string(200, 'a'), 431},
+        ClassifyCase{"TargetTooLong", "GET /" + std::string(200, 'a'), 431},
+        ClassifyCase{"MethodTooLong", std::string(200, 'G'), 431}),
     [](const testing::TestParamInfo<ClassifyCase>& info) { return info.param.name; });
 
 TEST(ClassifyScrapeRequestLimits, HeadEndingExactlyAtTheLimitIsAccepted) {
     const std::string request = "GET /metrics HTTP/1.1\r\n\r\n";
     EXPECT_EQ(classify_scrape_request(request, "/metrics", request.size()), 200);
-    EXPECT_EQ(classify_scrape_request(request, "/metrics", request.size() - 1), 413);
+    EXPECT_EQ(classify_scrape_request(request, "/metrics", request.size() - 1), 431);
     EXPECT_EQ(classify_scrape_request(request + "body", "/metrics", request.size()), 200);
 }
 
@@ -390,7 +573,7 @@ TEST(ClassifyScrapeRequestLimits, AnAnswerNeverChangesWithMoreBytes) {
             }
             first_answer = status;
         }
-        EXPECT_EQ(first_answer, max >= request.size() ? 200 : 413) << max;
+        EXPECT_EQ(first_answer, max >= request.size() ? 200 : 431) << max;
     }
 }
 

@@ -17,7 +17,7 @@ constexpr std::string_view kPath = "/metrics";
 
 bool known_status(int status) {
     return status == 0 || status == 200 || status == 400 || status == 404 || status == 405 ||
-           status == 413;
+           status == 431;
 }
 
 std::string_view skip_blank_lines(std::string_view s) {

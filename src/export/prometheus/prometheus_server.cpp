@@ -12,9 +12,11 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace sonde::exporter {
 
@@ -25,6 +27,9 @@ using Clock = std::chrono::steady_clock;
 // ---- Request classification: pure, so tests and the fuzzer can drive it.
 
 constexpr int kNeedMore = 0;
+// Only a request head is ever read, so a request over the limit is one whose head is too
+// large: 431 (RFC 6585), not 413, which is about content.
+constexpr int kHeadTooLarge = 431;
 
 struct ScrapeRequest {
     int status = kNeedMore;
@@ -161,7 +166,7 @@ ScrapeRequest examine_request(std::string_view request, std::string_view path, s
         return result;
     }
     if (!line_complete) {
-        result.status = over_limit ? 413 : kNeedMore;
+        result.status = over_limit ? kHeadTooLarge : kNeedMore;
         return result;
     }
 
@@ -169,7 +174,7 @@ ScrapeRequest examine_request(std::string_view request, std::string_view path, s
     while (true) {
         const size_t newline = window.find('\n', line_start);
         if (newline == std::string_view::npos) {
-            result.status = over_limit ? 413 : kNeedMore;
+            result.status = over_limit ? kHeadTooLarge : kNeedMore;
             return result;
         }
         std::string_view header = window.substr(line_start, newline - line_start);
@@ -178,7 +183,7 @@ ScrapeRequest examine_request(std::string_view request, std::string_view path, s
         }
         if (header.empty()) {
             if (newline + 1 > max_bytes) {
-                result.status = 413;
+                result.status = kHeadTooLarge;
                 return result;
             }
             break;
@@ -207,7 +212,7 @@ ScrapeRequest examine_request(std::string_view request, std::string_view path, s
 
 class UniqueFd {
 public:
-    explicit UniqueFd(int fd) : fd_(fd) {}
+    explicit UniqueFd(int fd = -1) : fd_(fd) {}
     ~UniqueFd() { reset(-1); }
     UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
     UniqueFd& operator=(UniqueFd&& other) noexcept {
@@ -242,55 +247,6 @@ void close_fd(int& fd) {
     }
 }
 
-enum class WaitResult { Ready, Timeout, Woken, Failed };
-
-// Waits for `events` on fd, but never past the deadline nor past stop().
-WaitResult wait_for(int fd, short events, int wake_fd, Clock::time_point deadline) {
-    while (true) {
-        const auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-        if (left.count() <= 0) {
-            return WaitResult::Timeout;
-        }
-        pollfd fds[2] = {{fd, events, 0}, {wake_fd, POLLIN, 0}};
-        // +1 so a sub-millisecond remainder does not spin with a 0 timeout.
-        const int n = ::poll(fds, 2, static_cast<int>(std::min<int64_t>(left.count() + 1, 60'000)));
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return WaitResult::Failed;
-        }
-        if (fds[1].revents != 0) {
-            return WaitResult::Woken;
-        }
-        if (fds[0].revents != 0) {
-            return WaitResult::Ready;  // errors and hangups surface in the next read or write
-        }
-    }
-}
-
-bool send_all(int fd, std::string_view data, int wake_fd, Clock::time_point deadline) {
-    while (!data.empty()) {
-        const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-        if (n > 0) {
-            data.remove_prefix(static_cast<size_t>(n));
-            continue;
-        }
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (wait_for(fd, POLLOUT, wake_fd, deadline) != WaitResult::Ready) {
-                return false;
-            }
-            continue;
-        }
-        return false;
-    }
-    return true;
-}
-
 std::string_view reason_phrase(int status) {
     switch (status) {
         case 200:
@@ -303,8 +259,10 @@ std::string_view reason_phrase(int status) {
             return "Method Not Allowed";
         case 408:
             return "Request Timeout";
-        case 413:
-            return "Content Too Large";
+        case 431:
+            return "Request Header Fields Too Large";
+        case 503:
+            return "Service Unavailable";
         default:
             return "Internal Server Error";
     }
@@ -322,6 +280,9 @@ std::string build_response(int status, std::string_view body, bool include_body)
     if (status == 405) {
         response += "Allow: GET, HEAD\r\n";
     }
+    if (status == 503) {
+        response += "Retry-After: 1\r\n";
+    }
     response += "Content-Length: ";
     response += std::to_string(body.size());
     response += "\r\nConnection: close\r\n\r\n";
@@ -337,111 +298,348 @@ std::string error_body(int status) {
     return body;
 }
 
-// Reads and discards what the client still sends, so closing the socket with
-// unread bytes does not turn into a reset that destroys the response before
-// the client reads it.
-void drain_before_close(int fd, int wake_fd, Clock::time_point deadline) {
-    constexpr size_t kMaxDrainBytes = 1 << 20;
-    size_t drained = 0;
-    char buffer[4096];
-    while (drained < kMaxDrainBytes) {
-        const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
-        if (n > 0) {
-            drained += static_cast<size_t>(n);
-            continue;
-        }
-        if (n == 0) {
-            return;
-        }
-        if (errno == EINTR) {
-            continue;
-        }
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            return;
-        }
-        if (wait_for(fd, POLLIN, wake_fd, deadline) != WaitResult::Ready) {
-            return;
-        }
-    }
+// Best effort, no waiting: for a client that has already had its time.
+void send_now(int fd, int status) {
+    const std::string response = build_response(status, error_body(status), true);
+    (void)::send(fd, response.data(), response.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
 }
-
-struct ConnectionContext {
-    const PrometheusServerOptions& options;
-    const PrometheusServer::Renderer& render;
-    int wake_fd;
-    size_t max_request_bytes;
-};
 
 // Far above any real scrape request; keeps the read buffer bounded (and the
 // +1 below from wrapping) whatever the configuration says.
 constexpr size_t kHardMaxRequestBytes = 1 << 20;
+// What is read and discarded after a response, so closing with unread bytes
+// does not turn into a reset that destroys the response before the client
+// reads it.
+constexpr size_t kMaxDrainBytes = 1 << 20;
+// How long a client that was refused may go on sending before the close.
+constexpr auto kRejectedLinger = std::chrono::milliseconds(250);
+// A new connection may close an unfinished one at the cap only once that one has had this
+// long to send its request: a flood of connections cannot push out a scrape in the instant
+// between its connect and its request.
+constexpr auto kEvictionGrace = std::chrono::milliseconds(100);
+// After a failed accept (out of descriptors or memory) the pending connection
+// stays queued: pause accepting instead of spinning on a readable listener.
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 
-void handle_connection(int fd, const ConnectionContext& ctx) {
-    const auto timeout = std::chrono::milliseconds(std::max(ctx.options.request_timeout_ms, 1));
-    const auto read_deadline = Clock::now() + timeout;
-    std::string request;
-    ScrapeRequest verdict;
-    char buffer[4096];
-    while (verdict.status == kNeedMore) {
-        const WaitResult waited = wait_for(fd, POLLIN, ctx.wake_fd, read_deadline);
-        if (waited == WaitResult::Timeout && !request.empty()) {
-            // Best effort, no waiting: the client has already had its time.
-            const std::string response = build_response(408, error_body(408), true);
-            (void)::send(fd, response.data(), response.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+// One client connection: reading its request head, writing the response, then
+// draining what the client still sends until the close.
+struct Connection {
+    enum class Phase { Reading, Writing, Draining };
+    UniqueFd fd;
+    Phase phase = Phase::Reading;
+    Clock::time_point accepted;
+    Clock::time_point deadline;  // of the current phase
+    std::string request;         // Reading: at most max_request_bytes + 1 bytes
+    std::string response;        // Writing
+    size_t sent = 0;
+    bool rendered = false;  // Writing a rendered body: counts against max_responses_in_flight
+    int status = 0;
+    size_t drained = 0;
+    bool closed = false;
+};
+
+class ScrapeLoop {
+public:
+    ScrapeLoop(const PrometheusServerOptions& options, const PrometheusServer::Renderer& render,
+               PrometheusServerStats& stats, int listen_fd, int wake_fd)
+        : options_(options),
+          render_(render),
+          stats_(stats),
+          listen_fd_(listen_fd),
+          wake_fd_(wake_fd),
+          timeout_(std::max(options.request_timeout_ms, 1)),
+          max_request_bytes_(std::min(options.max_request_bytes, kHardMaxRequestBytes)),
+          max_connections_(std::max<size_t>(options.max_connections, 1)) {}
+
+    void run() {
+        std::vector<pollfd> fds;
+        while (true) {
+            const Clock::time_point now = Clock::now();
+            const bool accepting = now >= accept_paused_until_ && can_make_room(now);
+            fds.clear();
+            fds.push_back({wake_fd_, POLLIN, 0});
+            fds.push_back({accepting ? listen_fd_ : -1, POLLIN, 0});
+            for (const Connection& c : connections_) {
+                fds.push_back(
+                    {c.fd.get(),
+                     c.phase == Connection::Phase::Writing ? short(POLLOUT) : short(POLLIN), 0});
+            }
+            if (::poll(fds.data(), fds.size(), poll_timeout_ms(now)) < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                spdlog::error("Prometheus endpoint stopped: poll failed: {}", std::strerror(errno));
+                return;
+            }
+            if (fds[0].revents != 0) {
+                return;  // stop(): the byte is never read, so this stays readable
+            }
+            // Connections first, so the ones accepted below are not in `fds`.
+            for (size_t i = 0; i < connections_.size(); ++i) {
+                if (fds[i + 2].revents != 0) {
+                    step(connections_[i]);
+                }
+            }
+            expire(Clock::now());
+            std::erase_if(connections_, [](const Connection& c) { return c.closed; });
+            if (fds[1].revents != 0) {
+                accept_new();
+            }
         }
-        if (waited != WaitResult::Ready) {
+    }
+
+private:
+    // The wait until the earliest deadline (or until an unfinished connection may be
+    // closed to make room), rounded up so a sub-millisecond remainder does not spin with a
+    // 0 timeout; forever with no connection.
+    int poll_timeout_ms(Clock::time_point now) const {
+        std::optional<Clock::time_point> earliest;
+        const auto consider = [&earliest](Clock::time_point t) {
+            earliest = earliest ? std::min(*earliest, t) : t;
+        };
+        const bool full = connections_.size() >= max_connections_;
+        for (const Connection& c : connections_) {
+            consider(c.deadline);
+            if (full && c.phase == Connection::Phase::Reading) {
+                consider(c.accepted + kEvictionGrace);
+            }
+        }
+        if (now < accept_paused_until_) {
+            consider(accept_paused_until_);
+        }
+        if (!earliest) {
+            return -1;
+        }
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*earliest - now);
+        return static_cast<int>(std::clamp<int64_t>(left.count() + 1, 0, 60'000));
+    }
+
+    // The connection a new one replaces at the cap: the oldest still reading its request
+    // after the grace, so whoever holds connections open without finishing a request cannot
+    // lock out the scrapes that follow. Null when none may go.
+    Connection* evictable(Clock::time_point now) {
+        Connection* oldest = nullptr;
+        for (Connection& c : connections_) {
+            if (c.phase == Connection::Phase::Reading && now - c.accepted >= kEvictionGrace &&
+                (!oldest || c.accepted < oldest->accepted)) {
+                oldest = &c;
+            }
+        }
+        return oldest;
+    }
+
+    bool can_make_room(Clock::time_point now) {
+        return connections_.size() < max_connections_ || evictable(now) != nullptr;
+    }
+
+    void make_room(Clock::time_point now) {
+        if (connections_.size() < max_connections_) {
             return;
         }
-        // Never hold more than the limit plus the one byte that proves it
-        // was exceeded.
-        const size_t room = ctx.max_request_bytes + 1 - request.size();
-        const ssize_t n = ::recv(fd, buffer, std::min(sizeof buffer, room), 0);
+        if (Connection* victim = evictable(now)) {
+            ++stats_.evicted;
+            std::swap(*victim, connections_.back());
+            connections_.pop_back();
+        }
+    }
+
+    void accept_new() {
+        // A burst of connections is taken in one go, bounded so the others get a turn.
+        for (size_t i = 0; i < max_connections_ && can_make_room(Clock::now()); ++i) {
+            UniqueFd fd(::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+            if (fd.get() < 0) {
+                if (errno == EINTR || errno == ECONNABORTED) {
+                    continue;
+                }
+                if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                    if (!accept_failure_logged_) {
+                        spdlog::warn("Prometheus endpoint cannot accept: {}", std::strerror(errno));
+                        accept_failure_logged_ = true;
+                    }
+                    accept_paused_until_ = Clock::now() + kAcceptBackoff;
+                }
+                return;
+            }
+            const Clock::time_point now = Clock::now();
+            make_room(now);
+            Connection& c = connections_.emplace_back();
+            c.fd = std::move(fd);
+            c.accepted = now;
+            c.deadline = c.accepted + timeout_;
+        }
+    }
+
+    void step(Connection& c) {
+        try {
+            switch (c.phase) {
+                case Connection::Phase::Reading:
+                    read_request(c);
+                    break;
+                case Connection::Phase::Writing:
+                    write_response(c);
+                    break;
+                case Connection::Phase::Draining:
+                    drain(c);
+                    break;
+            }
+        } catch (const std::exception& e) {
+            // Allocation failure on a huge render, say: drop this scrape, keep serving.
+            spdlog::warn("Prometheus scrape failed: {}", e.what());
+            c.closed = true;
+        }
+    }
+
+    void read_request(Connection& c) {
+        char buffer[4096];
+        // Never hold more than the limit plus the one byte that proves it was exceeded.
+        const size_t room = max_request_bytes_ + 1 - c.request.size();
+        const ssize_t n = ::recv(c.fd.get(), buffer, std::min(sizeof buffer, room), 0);
         if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) {
-                continue;
+            if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+                c.closed = true;
             }
             return;
         }
         if (n == 0) {
-            if (request.empty()) {
-                return;  // a port probe or health check that only connects
+            if (c.request.empty()) {
+                c.closed = true;  // a port probe or health check that only connects
+            } else {
+                respond(c, {400, false});  // the client gave up mid-request
             }
-            verdict.status = 400;  // the client gave up mid-request
-            break;
+            return;
         }
-        request.append(buffer, static_cast<size_t>(n));
-        verdict = examine_request(request, ctx.options.path, ctx.max_request_bytes);
+        c.request.append(buffer, static_cast<size_t>(n));
+        const ScrapeRequest verdict = examine_request(c.request, options_.path, max_request_bytes_);
+        if (verdict.status != kNeedMore) {
+            respond(c, verdict);
+        }
     }
 
-    int status = verdict.status;
-    std::string body;
-    if (status == 200) {
-        try {
-            body = ctx.render();
-        } catch (const std::exception& e) {
-            spdlog::warn("rendering metrics for a scrape failed: {}", e.what());
-            status = 500;
+    size_t responses_in_flight() const {
+        return static_cast<size_t>(
+            std::count_if(connections_.begin(), connections_.end(), [](const Connection& c) {
+                return c.phase == Connection::Phase::Writing && c.rendered;
+            }));
+    }
+
+    void respond(Connection& c, ScrapeRequest verdict) {
+        int status = verdict.status;
+        std::string body;
+        if (status == 200 && responses_in_flight() >= options_.max_responses_in_flight) {
+            status = 503;  // each in-flight response holds a whole render: bounded memory
+        }
+        if (status == 200) {
+            try {
+                body = render_();
+                render_prometheus_server_stats(stats_, body);
+                c.rendered = true;
+            } catch (const std::exception& e) {
+                spdlog::warn("rendering metrics for a scrape failed: {}", e.what());
+                status = 500;
+            }
+        }
+        if (status == 400) {
+            ++stats_.malformed;
+        } else if (status == kHeadTooLarge) {
+            ++stats_.too_large;
+        } else if (status == 503) {
+            ++stats_.busy;
+        }
+        if (status != 200) {
+            body = error_body(status);
+        }
+        c.status = status;
+        c.response = build_response(status, body, !verdict.head);
+        std::string().swap(c.request);
+        c.phase = Connection::Phase::Writing;
+        // The response gets its own window, so a slow render does not eat the
+        // time a slow client has to read it.
+        c.deadline = Clock::now() + timeout_;
+        write_response(c);
+    }
+
+    void write_response(Connection& c) {
+        while (c.sent < c.response.size()) {
+            const ssize_t n = ::send(c.fd.get(), c.response.data() + c.sent,
+                                     c.response.size() - c.sent, MSG_NOSIGNAL);
+            if (n > 0) {
+                c.sent += static_cast<size_t>(n);
+                continue;
+            }
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                return;  // the poll loop waits for room
+            }
+            c.closed = true;
+            return;
+        }
+        std::string().swap(c.response);
+        c.rendered = false;
+        ::shutdown(c.fd.get(), SHUT_WR);
+        c.phase = Connection::Phase::Draining;
+        // A well-formed request has been read whole, so only what is already
+        // queued needs discarding; after a rejection the client may still be
+        // sending, so give it a moment to finish.
+        const bool client_may_be_sending = c.status == 400 || c.status == kHeadTooLarge;
+        if (client_may_be_sending) {
+            c.deadline = std::min(c.deadline, Clock::now() + kRejectedLinger);
+        }
+        drain(c);
+        if (!client_may_be_sending) {
+            c.closed = true;
         }
     }
-    if (status != 200) {
-        body = error_body(status);
+
+    void drain(Connection& c) {
+        char buffer[4096];
+        while (c.drained < kMaxDrainBytes) {
+            const ssize_t n = ::recv(c.fd.get(), buffer, sizeof buffer, 0);
+            if (n > 0) {
+                c.drained += static_cast<size_t>(n);
+                continue;
+            }
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                return;
+            }
+            break;  // the client closed, or the socket failed
+        }
+        c.closed = true;
     }
-    // The response gets its own window, so a slow render does not eat the
-    // time a slow client has to read it.
-    const auto write_deadline = Clock::now() + timeout;
-    const std::string response = build_response(status, body, !verdict.head);
-    if (!send_all(fd, response, ctx.wake_fd, write_deadline)) {
-        return;
+
+    void expire(Clock::time_point now) {
+        for (Connection& c : connections_) {
+            if (c.closed || now < c.deadline) {
+                continue;
+            }
+            if (c.phase == Connection::Phase::Reading) {
+                ++stats_.timeout;
+                if (!c.request.empty()) {
+                    send_now(c.fd.get(), 408);
+                }
+            } else if (c.phase == Connection::Phase::Writing) {
+                ++stats_.timeout;  // the client did not take its response in time
+            }
+            c.closed = true;
+        }
     }
-    ::shutdown(fd, SHUT_WR);
-    // A well-formed request has been read whole, so only what is already
-    // queued needs discarding; after a rejection the client may still be
-    // sending, so give it a moment to finish.
-    const bool client_may_be_sending = status == 400 || status == 413;
-    const auto linger =
-        client_may_be_sending ? std::chrono::milliseconds(250) : std::chrono::milliseconds(0);
-    drain_before_close(fd, ctx.wake_fd, std::min(write_deadline, Clock::now() + linger));
-}
+
+    const PrometheusServerOptions& options_;
+    const PrometheusServer::Renderer& render_;
+    PrometheusServerStats& stats_;
+    const int listen_fd_;
+    const int wake_fd_;
+    const std::chrono::milliseconds timeout_;
+    const size_t max_request_bytes_;
+    const size_t max_connections_;
+    std::vector<Connection> connections_;
+    Clock::time_point accept_paused_until_{};
+    bool accept_failure_logged_ = false;
+};
 
 std::runtime_error bind_error(const PrometheusServerOptions& options, const std::string& what) {
     return std::runtime_error("Prometheus endpoint on " + options.bind_address + ":" +
@@ -505,6 +703,27 @@ uint16_t local_port(int fd) {
 
 }  // namespace
 
+void render_prometheus_server_stats(const PrometheusServerStats& stats, std::string& out) {
+    out +=
+        "# HELP sonde_prometheus_requests_rejected_total Requests to this endpoint refused or "
+        "dropped, by reason: malformed (400), too_large (431: the request head is over the "
+        "limit), timeout (request or response not done in time), evicted (closed unfinished "
+        "at the connection cap), busy (503: too many responses in flight).\n"
+        "# TYPE sonde_prometheus_requests_rejected_total counter\n";
+    const std::pair<std::string_view, const std::atomic<uint64_t>*> rows[] = {
+        {"malformed", &stats.malformed}, {"too_large", &stats.too_large},
+        {"timeout", &stats.timeout},     {"evicted", &stats.evicted},
+        {"busy", &stats.busy},
+    };
+    for (const auto& [reason, value] : rows) {
+        out += "sonde_prometheus_requests_rejected_total{reason=\"";
+        out += reason;
+        out += "\"} ";
+        out += std::to_string(value->load(std::memory_order_relaxed));
+        out += '\n';
+    }
+}
+
 int classify_scrape_request(std::string_view request, std::string_view path, size_t max_bytes) {
     return examine_request(request, path, max_bytes).status;
 }
@@ -556,51 +775,11 @@ void PrometheusServer::stop() {
     close_fd(wake_pipe_[1]);
 }
 
-// One connection at a time: scrapes are rare and small, and serial handling
-// keeps the endpoint's cost bounded no matter how many clients connect.
 void PrometheusServer::serve() {
-    const ConnectionContext ctx{options_, render_, wake_pipe_[0],
-                                std::min(options_.max_request_bytes, kHardMaxRequestBytes)};
-    bool accept_failure_logged = false;
-    while (true) {
-        pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_pipe_[0], POLLIN, 0}};
-        if (::poll(fds, 2, -1) < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            spdlog::error("Prometheus endpoint stopped: poll failed: {}", std::strerror(errno));
-            break;
-        }
-        if (fds[1].revents != 0) {
-            break;
-        }
-        if (fds[0].revents == 0) {
-            continue;
-        }
-        UniqueFd connection(::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-        if (connection.get() < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
-                errno == ECONNABORTED) {
-                continue;
-            }
-            // Out of descriptors or memory: the pending connection stays
-            // queued, so back off instead of spinning on a readable socket.
-            if (!accept_failure_logged) {
-                spdlog::warn("Prometheus endpoint cannot accept: {}", std::strerror(errno));
-                accept_failure_logged = true;
-            }
-            if (wait_for(wake_pipe_[0], POLLIN, wake_pipe_[0],
-                         Clock::now() + std::chrono::milliseconds(100)) != WaitResult::Timeout) {
-                break;
-            }
-            continue;
-        }
-        try {
-            handle_connection(connection.get(), ctx);
-        } catch (const std::exception& e) {
-            // Allocation failure on a huge render, say: drop this scrape, keep serving.
-            spdlog::warn("Prometheus scrape failed: {}", e.what());
-        }
+    try {
+        ScrapeLoop(options_, render_, stats_, listen_fd_, wake_pipe_[0]).run();
+    } catch (const std::exception& e) {
+        spdlog::error("Prometheus endpoint stopped: {}", e.what());
     }
     running_ = false;
 }

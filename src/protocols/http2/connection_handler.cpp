@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "protocols/http1/http1.h"
 #include "protocols/http2/frames.h"
 #include "protocols/http2/hpack.h"
 #include "protocols/http2/http2.h"
@@ -35,10 +36,6 @@ constexpr size_t index_of(Direction d) {
 
 constexpr Direction other(Direction d) {
     return d == Direction::Ingress ? Direction::Egress : Direction::Ingress;
-}
-
-std::string_view path_without_query(std::string_view target) {
-    return target.substr(0, std::min(target.find('?'), target.find('#')));
 }
 
 // gRPC's mapping of HTTP/2 error codes for a stream reset before it had a
@@ -789,7 +786,10 @@ void Http2ConnectionHandler::emit(StreamState& s, std::vector<Exchange>& out) {
     Message& response = s.in(other(request_dir_));
     Exchange& ex = out.emplace_back();
     ex.method = std::move(request.head.method);
-    ex.path = path_without_query(request.head.path);
+    // The path alone, as HTTP/1 has it: :path should be origin-form, but a client can send
+    // an absolute form whose authority holds credentials ("http://user:pw@host/x"), and
+    // query strings and fragments never leave the agent.
+    ex.path = http1::path_of_target(request.head.path);
     ex.protocol_version = "2";
     ex.status = response.open ? response.head.status : 0;
     ex.request_start_ns = request.start_ns;

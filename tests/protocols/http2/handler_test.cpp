@@ -681,6 +681,27 @@ TEST(Http2Handler, UncapturedHeaderBlockMakesTheExchangePartial) {
     expect_times(c.exchanges[0], 2, 2, 3, 4);
 }
 
+// Only the path of :path is kept: an absolute form's authority (credentials included), the
+// query string and the fragment never reach a span.
+TEST(Http2Handler, PathKeepsNeitherAuthorityNorQueryNorFragment) {
+    const std::pair<std::string, std::string> cases[] = {
+        {"/a/b?token=secret#frag", "/a/b"},
+        {"/a#frag?x", "/a"},
+        {"http://user:secret@host.local:8080/x/y?q=secret#f", "/x/y"},
+        {"https://host.local?q=secret", "/"},
+        {"*", "*"},
+    };
+    for (const auto& [target, path] : cases) {
+        Encoder client;
+        Encoder server;
+        Conn c(Role::Server, true);
+        c.ingress(preface() + headers(1, client.encode(get(target)), {.end_stream = true}), 1, 2);
+        c.egress(settings() + headers(1, server.encode(status(200))) + data(1, 0, true), 3, 4);
+        ASSERT_EQ(c.exchanges.size(), 1u) << target;
+        EXPECT_EQ(c.exchanges[0].path, path) << target;
+    }
+}
+
 TEST(Http2Handler, InformationalResponsesAreSkipped) {
     Encoder client;
     Encoder server;
