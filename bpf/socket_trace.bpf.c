@@ -108,12 +108,6 @@ struct ssl_call {
     __u8 _pad[3];
 };
 
-struct ssl_key {
-    __u64 ssl;
-    __u32 tgid;
-    __u32 _pad;
-};
-
 struct ssl_socket {
     __u64 sock;
     __s32 fd;
@@ -124,17 +118,18 @@ struct ssl_socket {
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
     __uint(max_entries, 65536);
-    __type(key, struct ssl_key);
+    __type(key, struct sonde_ssl_key);
     __type(value, struct ssl_socket);
 } ssl_sockets SEC(".maps");
 
 /* Sockets whose cleartext is reported by the TLS uprobes: their syscalls carry
- * ciphertext and are not reported. Cleared when a socket is opened or closed. */
+ * ciphertext and are not reported. Cleared when a socket is opened or closed,
+ * and by user space when the process that marked it is gone. */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
     __uint(max_entries, 65536);
-    __type(key, __u64); /* struct sock * */
-    __type(value, __u8);
+    __type(key, __u64);   /* struct sock * */
+    __type(value, __u32); /* tgid of the process that marked it */
 } tls_sockets SEC(".maps");
 
 /* Cleartext of an SSL_write whose SSL object's socket is not known yet: the
@@ -638,12 +633,17 @@ static __always_inline int data__emit(__u64 pid_tgid, struct data_call *call, lo
 }
 
 /* `ssl` carries its ciphertext on `where`: later calls on it use that socket,
- * and the socket's own syscalls are no longer reported. */
-static __always_inline void ssl__remember_socket(struct ssl_key *key, struct ssl_socket *where)
+ * and the socket's own syscalls are no longer reported. The process's filter
+ * entry records that it owns such entries: user space removes them when the
+ * process is gone (a killed one calls neither SSL_free nor close()). */
+static __always_inline void ssl__remember_socket(struct sonde_ssl_key *key,
+                                                 struct ssl_socket *where)
 {
     bpf_map_update_elem(&ssl_sockets, key, where, BPF_ANY);
-    __u8 one = 1;
-    bpf_map_update_elem(&tls_sockets, &where->sock, &one, BPF_ANY);
+    bpf_map_update_elem(&tls_sockets, &where->sock, &key->tgid, BPF_ANY);
+    struct sonde_tracked_pid *entry = bpf_map_lookup_elem(&tracked_pids, &key->tgid);
+    if (entry && !(entry->flags & SONDE_TRACKED_USED_TLS))
+        entry->flags |= SONDE_TRACKED_USED_TLS;
 }
 
 /* The first write on a thread after a memory-buffer SSL_write whose socket was
@@ -656,7 +656,7 @@ static __always_inline void ssl__flush_pending_write(__u64 pid_tgid, struct thre
     struct sonde_data_event *ev = bpf_map_lookup_elem(&pending_ssl_writes, &pid_tgid);
     if (!ev)
         return;
-    struct ssl_key key = {.ssl = ev->head.socket_cookie, .tgid = pid_tgid >> 32};
+    struct sonde_ssl_key key = {.ssl = ev->head.socket_cookie, .tgid = pid_tgid >> 32};
     struct ssl_socket where = {.sock = (__u64)sk, .fd = fd};
     ssl__remember_socket(&key, &where);
     tuple__fill(&ev->head.tuple, sk, head);
@@ -988,7 +988,7 @@ int raw_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 /* `ssl` carries its ciphertext on a socket: look it up for tgid. */
 static __always_inline struct ssl_socket *ssl__known_socket(__u64 ssl, __u32 tgid)
 {
-    struct ssl_key key = {.ssl = ssl, .tgid = tgid};
+    struct sonde_ssl_key key = {.ssl = ssl, .tgid = tgid};
     return bpf_map_lookup_elem(&ssl_sockets, &key);
 }
 
@@ -1066,7 +1066,7 @@ static __always_inline int ssl__read_exit(long ret)
      * (memory-buffer users read the ciphertext themselves just before; a failed
      * read proves nothing: Node's client calls SSL_read to start its handshake
      * before reading anything). */
-    struct ssl_key key = {.ssl = c.ssl, .tgid = pid_tgid >> 32};
+    struct sonde_ssl_key key = {.ssl = c.ssl, .tgid = pid_tgid >> 32};
     struct ssl_socket where = {.sock = c.sock, .fd = c.fd};
     struct ssl_socket *known = ssl__known_socket(c.ssl, key.tgid);
     if (!where.sock && known)
@@ -1135,7 +1135,7 @@ int BPF_KPROBE(uprobe_ssl_free, void *ssl)
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     if (!pid__tracked(pid_tgid >> 32))
         return 0;
-    struct ssl_key key = {.ssl = (__u64)ssl, .tgid = pid_tgid >> 32};
+    struct sonde_ssl_key key = {.ssl = (__u64)ssl, .tgid = pid_tgid >> 32};
     bpf_map_delete_elem(&ssl_sockets, &key);
     return 0;
 }

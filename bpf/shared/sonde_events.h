@@ -198,5 +198,19 @@ struct sonde_tracked_pid {
  * the entry when the process execs or exits; user space drops it when the pid
  * now names another process. */
 #define SONDE_TRACKED_IGNORED 2u
+/* Set by the kernel when the process's TLS calls put entries in the
+ * per-connection maps (ssl_sockets, tls_sockets). A killed process calls
+ * neither SSL_free nor close(): user space removes its entries when it removes
+ * its filter entry, and keeps the flag when it rewrites the entry. */
+#define SONDE_TRACKED_USED_TLS 4u
+
+/* Key of the ssl_sockets map: the socket an SSL object (in one process) uses.
+ * The tls_sockets map (sockets carrying TLS) is keyed by struct sock * and
+ * holds the tgid of the process that marked it (__u32). */
+struct sonde_ssl_key {
+    __u64 ssl; /* SSL * */
+    __u32 tgid;
+    __u32 _pad0;
+};
 
 #endif /* SONDE_BPF_SHARED_EVENTS_H */

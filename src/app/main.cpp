@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <variant>
 #include <vector>
 
@@ -183,7 +184,10 @@ private:
                 "periodic rescan only",
                 SONDE_MAX_WATCHED_PORTS);
         }
-        for (uint16_t port : ports) tracer_->watch_port(port);
+        for (uint16_t port : ports) {
+            tracer_->watch_port(port);
+            watched_ports_.insert(port);
+        }
     }
 
     void on_record(std::span<const uint8_t> bytes) {
@@ -227,7 +231,10 @@ private:
                 break;
             case SONDE_EVENT_LISTEN:
                 apply(discovery_.on_listen(pid, ev.port));
-                drop_unconfirmed(pid);
+                // The kernel filters in a listener on a watched port only; on another port
+                // there is nothing to settle, and an ignored entry would hide this process's
+                // later connect() to a watched port (it would never become a client).
+                if (watched_ports_.count(ev.port) != 0) drop_unconfirmed(pid);
                 break;
             case SONDE_EVENT_CONNECT_WATCHED:
                 apply(discovery_.on_connect(pid, ev.port));
@@ -411,10 +418,25 @@ private:
         }
     }
 
+    // Records the kernel could not write are counted; the log says so too, at most once
+    // a minute, so that a flood of lost records does not become a flood of log lines.
+    void warn_ring_full(uint64_t lost) {
+        if (lost == ring_full_reported_) return;
+        const auto now = std::chrono::steady_clock::now();
+        if (now < next_ring_full_warning_) return;
+        spdlog::warn(
+            "kernel ring buffer full: {} records dropped (sonde_kernel_ringbuf_full_total {}); "
+            "the agent fell behind, requests in them are not counted",
+            lost - ring_full_reported_, lost);
+        ring_full_reported_ = lost;
+        next_ring_full_warning_ = now + std::chrono::minutes(1);
+    }
+
     void housekeeping() {
         mirror_export_counters();
         auto k = tracer_->kernel_counters();
         self_.kernel_ringbuf_full = k[SONDE_KCOUNTER_RINGBUF_FULL];
+        warn_ring_full(k[SONDE_KCOUNTER_RINGBUF_FULL]);
         self_.kernel_entry_missing = k[SONDE_KCOUNTER_ENTRY_MISSING];
         self_.kernel_read_user_failed = k[SONDE_KCOUNTER_READ_USER_FAILED];
         self_.kernel_tls_ciphertext_skipped = k[SONDE_KCOUNTER_TLS_CIPHERTEXT_SKIPPED];
@@ -467,6 +489,9 @@ private:
     discovery::ProcessDiscovery discovery_;
     discovery::TlsLibraryFinder tls_libraries_;
     bool watches_ports_ = false;  // selectors name ports: clients are picked at connect()
+    std::unordered_set<uint16_t> watched_ports_;  // as written to the kernel's watched_ports
+    uint64_t ring_full_reported_ = 0;             // kernel ring-full count in the last warning
+    std::chrono::steady_clock::time_point next_ring_full_warning_{};
     std::chrono::steady_clock::time_point next_full_rescan_{};  // set after the initial full scan
     uint64_t lost_at_last_rescan_ = 0;
     std::unique_ptr<pipeline::RedMetrics> otlp_red_;  // OTLP buckets differ from Prometheus'
@@ -649,12 +674,19 @@ int main(int argc, char** argv) {
     for (const auto& setting : config::inactive_settings(loaded->config))
         spdlog::warn("configuration accepted, not active yet: {}", setting);
 
-    auto caps = ebpf::check_capabilities();
+    const ebpf::CapabilityCheck caps = ebpf::check_capabilities();
+    std::string missing_caps;
+    for (const auto& c : caps.missing) missing_caps += (missing_caps.empty() ? "" : ", ") + c;
     if (!caps.ok()) {
-        std::string list;
-        for (const auto& c : caps.missing) list += (list.empty() ? "" : ", ") + c;
-        spdlog::error("missing capabilities: {} (run as root or grant them)", list);
-        return 1;
+        if (loaded->config.enforce_sys_caps) {
+            spdlog::error(
+                "missing capabilities: {}. Grant them (docs/security.md), or set "
+                "enforce_sys_caps: false to run with what works without them",
+                ebpf::describe_missing(caps));
+            return 1;
+        }
+        spdlog::warn("missing capabilities, running without them (enforce_sys_caps: false): {}",
+                     ebpf::describe_missing(caps));
     }
     if (!ebpf::kernel_btf_available()) {
         spdlog::error(
@@ -667,7 +699,10 @@ int main(int argc, char** argv) {
         spdlog::info("trace sampler: {}", loaded->sampler.description());
         return agent.run(signals);
     } catch (const std::exception& e) {
-        spdlog::error("{}", e.what());
+        if (caps.ok())
+            spdlog::error("{}", e.what());
+        else
+            spdlog::error("{} (started without {})", e.what(), missing_caps);
         return 1;
     }
 }

@@ -153,6 +153,9 @@ struct Config {
     uint32_t capture_bytes = 4096;                // payload prefix copied per syscall
     bool force_raw_tracepoints = false;           // ignore tracefs even when mounted
     std::string benchmark_kernel_stage = "full";  // full | socket | header | payload
+    // A missing capability ends the start (status 1) rather than a warning.
+    // Beyla's default is false; see the option's help for why Sonde's is true.
+    bool enforce_sys_caps = true;
 
     Discovery discovery;
     PrometheusExport prometheus_export;

@@ -833,6 +833,14 @@ std::vector<OptionSpec> make_table() {
     t.push_back(option("force_raw_tracepoints", env("FORCE_RAW_TRACEPOINTS"),
                        "Use raw syscall tracepoints even when tracefs is mounted.",
                        SONDE_FIELD(force_raw_tracepoints), BoolCodec{}));
+    t.push_back(option("enforce_sys_caps", env("ENFORCE_SYS_CAPS"),
+                       "What a missing Linux capability does at start (`docs/security.md` lists "
+                       "each one and why): `true` ends the agent with status 1 and an error "
+                       "naming every missing one; `false` logs one warning naming them and runs "
+                       "with what still works, and whatever then fails says so in its own error. "
+                       "Beyla defaults to `false`; Sonde to `true`, because an agent without "
+                       "them runs but reports nothing.",
+                       SONDE_FIELD(enforce_sys_caps), BoolCodec{}));
     t.push_back(option("benchmark_kernel_stage", env("BENCHMARK_KERNEL_STAGE"),
                        "For overhead measurement only (`bench/profile_bpf.py --stage`): how far "
                        "the kernel programs take each data record. `full` builds and sends it; "
@@ -1057,7 +1065,6 @@ std::vector<OptionSpec> make_table() {
 const std::vector<std::string_view> kUnsupportedBeylaKeys = {
     "log_format",
     "shutdown_timeout",
-    "enforce_sys_caps",
     "channel_buffer_len",
     "auto_target_exe",
     "grafana",

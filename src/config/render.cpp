@@ -210,9 +210,13 @@ constexpr std::string_view kClosing = R"(
 
 ## Capabilities
 
-Sonde needs `CAP_BPF` and `CAP_PERFMON` (or `CAP_SYS_ADMIN`), `CAP_SYS_PTRACE` and
-`CAP_DAC_READ_SEARCH`. Started without one of them it exits with status 1 and names
-each missing capability. It needs kernel BTF at `/sys/kernel/btf/vmlinux`.
+Sonde needs `CAP_BPF`, `CAP_PERFMON`, `CAP_SYS_PTRACE`, `CAP_DAC_READ_SEARCH` and
+`CAP_CHECKPOINT_RESTORE`, and not `CAP_SYS_ADMIN` (which the kernel accepts in place of
+the first two and the last). Started without one of them it exits with status 1 and
+names each missing capability and what it is for; with `enforce_sys_caps: false` it
+logs that as one warning and runs with what works. `docs/security.md` says why each
+one is needed and how to grant exactly these. It needs kernel BTF at
+`/sys/kernel/btf/vmlinux`.
 )";
 
 std::string strip_backticks(std::string_view text) {

@@ -1,6 +1,7 @@
 #include "discovery/tls_libraries.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -46,8 +47,15 @@ std::vector<TlsLibrary> TlsLibraryFinder::scan(uint32_t pid) {
         constexpr std::string_view kDeleted = " (deleted)";
         if (region.path.size() >= kDeleted.size() &&
             region.path.compare(region.path.size() - kDeleted.size(), kDeleted.size(), kDeleted) ==
-                0)
-            continue;  // replaced on disk: the path names another file now
+                0) {
+            // Removed or replaced on disk (a package upgrade under a running service): the
+            // path names another file now, or none, but the mapping still reaches the file
+            // the process runs. Opening it there needs CAP_CHECKPOINT_RESTORE, and so does
+            // the kernel when it resolves this path to attach the uprobes.
+            check_file(id, fmt::format("{}/map_files/{:x}-{:x}", pid_dir, region.start, region.end),
+                       region.path, found);
+            continue;
+        }
         // Through the process's root: the path is in its mount namespace (a container's).
         check_file(id, pid_dir + "/root" + region.path, region.path, found);
     }
@@ -81,7 +89,15 @@ void TlsLibraryFinder::check_file(const FileId& id, const std::string& path,
     auto file = MappedFile::open(path, error);
     if (!file) {
         ++stats_.unreadable;
-        spdlog::debug("TLS probe scan: {}", error);
+        // Said once per file (it is remembered): without the capability, a deleted library's
+        // HTTPS goes untraced and the operator should know why.
+        if (path.find("/map_files/") != std::string::npos)
+            spdlog::warn(
+                "not probing {}: {} (a deleted file's mapping opens only with "
+                "CAP_CHECKPOINT_RESTORE); HTTPS through this library is not traced",
+                mapped_path, error);
+        else
+            spdlog::debug("TLS probe scan: {}", error);
         return;
     }
     // The identity /proc/PID/maps gives can differ from the file's own (overlay file systems

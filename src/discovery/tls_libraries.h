@@ -13,7 +13,9 @@
 namespace sonde::discovery {
 
 struct TlsLibrary {
-    std::string path;         // where to open it from here: /proc/PID/root/<mapped path>
+    // Where to open it from here: /proc/PID/root/<mapped path>, or for a file deleted on
+    // disk /proc/PID/map_files/<start>-<end> (the process's mapping of it).
+    std::string path;
     std::string mapped_path;  // as the process names it
     // File offsets of the probed functions; 0: the library does not have it.
     uint64_t ssl_read = 0;

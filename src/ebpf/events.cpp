@@ -20,6 +20,7 @@ static_assert(sizeof(sonde_data_head) == 176 + SONDE_TAIL_BYTES);
 static_assert(offsetof(sonde_data_event, data) == sizeof(sonde_data_head));
 static_assert(sizeof(sonde_conn_event) == 96);
 static_assert(sizeof(sonde_proc_event) == 48);
+static_assert(sizeof(sonde_ssl_key) == 16 && offsetof(sonde_ssl_key, tgid) == 8);
 static_assert((SONDE_MAX_CAPTURE & (SONDE_MAX_CAPTURE - 1)) == 0, "capture size: power of two");
 static_assert((SONDE_MAX_SEGMENTS & (SONDE_MAX_SEGMENTS - 1)) == 0, "segments: power of two");
 

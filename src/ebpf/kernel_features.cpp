@@ -31,27 +31,64 @@ constexpr int kCapSysPtrace = 19;
 constexpr int kCapSysAdmin = 21;
 constexpr int kCapPerfmon = 38;
 constexpr int kCapBpf = 39;
+constexpr int kCapCheckpointRestore = 40;
+
+constexpr RequiredCapability kRequired[] = {
+    {kCapBpf, "CAP_BPF", "create the eBPF maps and load the programs", true},
+    {kCapPerfmon, "CAP_PERFMON",
+     "load tracing programs, let them read kernel and user memory, and attach them to "
+     "tracepoints and uprobes",
+     true},
+    {kCapSysPtrace, "CAP_SYS_PTRACE",
+     "read /proc/PID/exe, environ, maps, fd, ns/net and root of processes running as another "
+     "user or with capabilities the agent lacks",
+     false},
+    {kCapDacReadSearch, "CAP_DAC_READ_SEARCH",
+     "list /proc/PID/fd and read /proc/PID/environ of other users' processes, and read the "
+     "files they map whatever their permissions",
+     false},
+    {kCapCheckpointRestore, "CAP_CHECKPOINT_RESTORE",
+     "open /proc/PID/map_files/ to probe a TLS library deleted or replaced on disk that a "
+     "process still maps",
+     true},
+};
+
 }  // namespace
+
+std::span<const RequiredCapability> required_capabilities() {
+    return kRequired;
+}
+
+CapabilityCheck check_capabilities(uint64_t effective) {
+    const auto has = [effective](int cap) { return (effective >> cap) & 1u; };
+    CapabilityCheck result;
+    for (const RequiredCapability& cap : kRequired) {
+        if (has(cap.number)) continue;
+        if (cap.sys_admin_substitutes && has(kCapSysAdmin)) continue;
+        result.missing.emplace_back(cap.name);
+    }
+    return result;
+}
 
 CapabilityCheck check_capabilities() {
     __user_cap_header_struct header{};
     header.version = _LINUX_CAPABILITY_VERSION_3;
     header.pid = 0;
     __user_cap_data_struct data[2]{};
-    CapabilityCheck result;
-    if (syscall(SYS_capget, &header, data) != 0) {
-        result.missing = {"CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"};
-        return result;
+    if (::syscall(SYS_capget, &header, data) != 0) return check_capabilities(0);
+    return check_capabilities((uint64_t(data[1].effective) << 32) | data[0].effective);
+}
+
+std::string describe_missing(const CapabilityCheck& check) {
+    std::string out;
+    for (const std::string& name : check.missing) {
+        for (const RequiredCapability& cap : kRequired) {
+            if (cap.name != name) continue;
+            if (!out.empty()) out += "; ";
+            out += name + " (" + std::string(cap.purpose) + ")";
+        }
     }
-    auto has = [&](int cap) {
-        return (data[cap / 32].effective & (uint32_t{1} << (cap % 32))) != 0;
-    };
-    const bool admin = has(kCapSysAdmin);
-    if (!has(kCapBpf) && !admin) result.missing.push_back("CAP_BPF");
-    if (!has(kCapPerfmon) && !admin) result.missing.push_back("CAP_PERFMON");
-    if (!has(kCapSysPtrace)) result.missing.push_back("CAP_SYS_PTRACE");
-    if (!has(kCapDacReadSearch)) result.missing.push_back("CAP_DAC_READ_SEARCH");
-    return result;
+    return out;
 }
 
 }  // namespace sonde::ebpf

@@ -1,7 +1,10 @@
 // What this kernel and this process can do, probed at start-up (never assumed).
 #pragma once
 
+#include <cstdint>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sonde::ebpf {
@@ -12,14 +15,34 @@ std::string find_tracefs_with_syscalls();
 
 bool kernel_btf_available(const std::string& path = "/sys/kernel/btf/vmlinux");
 
+// A capability Sonde needs in its effective set, and why (docs/security.md
+// says the same at more length).
+struct RequiredCapability {
+    int number;                // from linux/capability.h
+    std::string_view name;     // "CAP_BPF"
+    std::string_view purpose;  // what fails without it
+    // The kernel accepts CAP_SYS_ADMIN in its place (bpf_capable(),
+    // perfmon_capable(), checkpoint_restore_ns_capable()): a root agent passes.
+    bool sys_admin_substitutes;
+};
+
+// Every capability Sonde needs, in the order they are reported. CAP_NET_ADMIN
+// is not among them: no active feature attaches traffic-control programs.
+std::span<const RequiredCapability> required_capabilities();
+
 struct CapabilityCheck {
-    std::vector<std::string> missing;  // e.g. "CAP_BPF"
+    std::vector<std::string> missing;  // names, e.g. "CAP_BPF"
     bool ok() const { return missing.empty(); }
 };
 
-// Capabilities Sonde needs in its effective set: CAP_BPF and CAP_PERFMON (or
-// CAP_SYS_ADMIN in their place) to load and attach programs, CAP_SYS_PTRACE
-// and CAP_DAC_READ_SEARCH to read other processes' /proc entries.
+// Which required capabilities the effective set `effective` (bit n set:
+// capability n) lacks.
+CapabilityCheck check_capabilities(uint64_t effective);
+// The same for this process; when capget() fails every one is missing.
 CapabilityCheck check_capabilities();
+
+// "CAP_SYS_PTRACE (read /proc/PID/... of processes the agent does not own)"
+// for each missing one, joined with "; ".
+std::string describe_missing(const CapabilityCheck& check);
 
 }  // namespace sonde::ebpf

@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "ebpf/kernel_features.h"
+#include "ebpf/uprobe_multi.h"
 #include "socket_trace.skel.h"
 
 namespace sonde::ebpf {
@@ -54,6 +56,33 @@ bool starts_with(const char* s, std::string_view prefix) {
     return s && std::string_view(s).substr(0, prefix.size()) == prefix;
 }
 
+// Every entry of a hash map, read in batches: a few system calls for thousands of entries.
+// `visit(key, value)` gets each entry's bytes.
+template <typename Visit>
+void for_each_map_entry(const bpf_map* map, Visit visit) {
+    constexpr uint32_t kBatch = 1024;
+    const size_t key_size = bpf_map__key_size(map);
+    const size_t value_size = bpf_map__value_size(map);
+    std::vector<uint8_t> keys(kBatch * key_size);
+    std::vector<uint8_t> values(kBatch * value_size);
+    // The kernel's position between calls (a bucket index for hash maps).
+    uint64_t in_batch = 0;
+    uint64_t out_batch = 0;
+    for (bool first = true;; first = false) {
+        uint32_t count = kBatch;
+        const int err =
+            bpf_map_lookup_batch(bpf_map__fd(map), first ? nullptr : &in_batch, &out_batch,
+                                 keys.data(), values.data(), &count, nullptr);
+        if (err != 0 && err != -ENOENT) {
+            spdlog::debug("reading map {} failed: {}", bpf_map__name(map), std::strerror(-err));
+            return;
+        }
+        for (uint32_t i = 0; i < count; ++i) visit(&keys[i * key_size], &values[i * value_size]);
+        if (err == -ENOENT) return;  // every entry seen
+        in_batch = out_batch;
+    }
+}
+
 }  // namespace
 
 void SocketTracer::SkeletonDeleter::operator()(socket_trace* skel) const {
@@ -66,6 +95,10 @@ void SocketTracer::RingDeleter::operator()(ring_buffer* rb) const {
 
 void SocketTracer::LinkDeleter::operator()(bpf_link* link) const {
     bpf_link__destroy(link);
+}
+
+SocketTracer::LinkFd::~LinkFd() {
+    if (fd_ >= 0) ::close(fd_);
 }
 
 SocketTracer::SocketTracer(const SocketTracerOptions& options, RecordHandler on_record)
@@ -83,6 +116,9 @@ SocketTracer::SocketTracer(const SocketTracerOptions& options, RecordHandler on_
     skel_->rodata->has_bpf_loop =
         libbpf_probe_bpf_helper(BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_FUNC_loop, nullptr) == 1;
 
+    // Decided before load: a program is loaded for one way of attaching.
+    tls_multi_links_ = uprobe_multi_links_supported();
+
     const bool tracefs = !find_tracefs_with_syscalls().empty();
     family_ = (tracefs && !options.force_raw_tracepoints) ? SyscallHookFamily::Tracepoints
                                                           : SyscallHookFamily::RawTracepoints;
@@ -97,8 +133,12 @@ SocketTracer::SocketTracer(const SocketTracerOptions& options, RecordHandler on_
         if (raw_syscall)
             bpf_program__set_autoload(prog, family_ == SyscallHookFamily::RawTracepoints);
         // TLS uprobes are attached per library file, when one is found.
-        if (starts_with(section, "uprobe") || starts_with(section, "uretprobe"))
+        if (starts_with(section, "uprobe") || starts_with(section, "uretprobe")) {
             bpf_program__set_autoattach(prog, false);
+            if (tls_multi_links_)
+                bpf_program__set_expected_attach_type(
+                    prog, static_cast<bpf_attach_type>(kBpfTraceUprobeMulti));
+        }
     }
 
     if (int err = socket_trace__load(skel_.get())) fail("load", err);
@@ -108,10 +148,13 @@ SocketTracer::SocketTracer(const SocketTracerOptions& options, RecordHandler on_
                                  this, nullptr));
     if (!ring_) fail("ring buffer setup", errno);
 
-    spdlog::info("eBPF programs attached: syscall hooks via {}",
+    spdlog::info("eBPF programs attached: syscall hooks via {}; TLS uprobes via {}",
                  family_ == SyscallHookFamily::Tracepoints
                      ? "per-syscall tracepoints (tracefs mounted)"
-                     : "raw syscall tracepoints (tracefs not mounted)");
+                     : "raw syscall tracepoints (tracefs not mounted)",
+                 tls_multi_links_ ? "uprobe_multi links"
+                                  : "perf events (no uprobe_multi links here; with the fix for "
+                                    "CVE-2025-38466 these need CAP_SYS_ADMIN)");
 }
 
 SocketTracer::~SocketTracer() = default;
@@ -137,6 +180,15 @@ void SocketTracer::write_pid_entry(uint32_t pid, uint64_t start_time_ticks, uint
     clock_gettime(CLOCK_MONOTONIC, &now);
     value.since_ns = uint64_t(now.tv_sec) * 1'000'000'000ull + uint64_t(now.tv_nsec);
     value.flags = flags;
+    // The kernel's mark of a process with TLS entries survives the rewrite (a provisional
+    // entry confirmed after its first TLS call); an ignored process is not traced any more,
+    // so its entries go now.
+    if (used_tls(pid)) {
+        if (flags & SONDE_TRACKED_IGNORED)
+            forget_tls_entries(pid);
+        else
+            value.flags |= SONDE_TRACKED_USED_TLS;
+    }
     if (bpf_map__update_elem(skel_->maps.tracked_pids, &pid, sizeof pid, &value, sizeof value,
                              BPF_ANY) != 0)
         spdlog::warn("cannot write the kernel filter entry of pid {}: {}", pid,
@@ -144,7 +196,41 @@ void SocketTracer::write_pid_entry(uint32_t pid, uint64_t start_time_ticks, uint
 }
 
 void SocketTracer::untrack_pid(uint32_t pid) {
+    const bool tls = used_tls(pid);
     bpf_map__delete_elem(skel_->maps.tracked_pids, &pid, sizeof pid, 0);
+    if (tls) forget_tls_entries(pid);
+}
+
+bool SocketTracer::used_tls(uint32_t pid) const {
+    sonde_tracked_pid entry{};
+    return bpf_map__lookup_elem(skel_->maps.tracked_pids, &pid, sizeof pid, &entry, sizeof entry,
+                                0) == 0 &&
+           (entry.flags & SONDE_TRACKED_USED_TLS) != 0;
+}
+
+// A process killed, or exiting with connections open, calls neither SSL_free() nor close():
+// the entries its TLS calls made would stay until the LRU maps evict them, and an SSL
+// object's address could name a wrong socket for a later process with the same pid.
+void SocketTracer::forget_tls_entries(uint32_t pid) {
+    std::vector<sonde_ssl_key> ssl_keys;
+    for_each_map_entry(skel_->maps.ssl_sockets, [&](const uint8_t* key, const uint8_t*) {
+        sonde_ssl_key k{};
+        std::memcpy(&k, key, sizeof k);
+        if (k.tgid == pid) ssl_keys.push_back(k);
+    });
+    std::vector<uint64_t> sockets;
+    for_each_map_entry(skel_->maps.tls_sockets, [&](const uint8_t* key, const uint8_t* value) {
+        uint32_t owner = 0;
+        std::memcpy(&owner, value, sizeof owner);
+        if (owner != pid) return;
+        uint64_t sock = 0;
+        std::memcpy(&sock, key, sizeof sock);
+        sockets.push_back(sock);
+    });
+    for (const sonde_ssl_key& k : ssl_keys)
+        bpf_map__delete_elem(skel_->maps.ssl_sockets, &k, sizeof k, 0);
+    for (const uint64_t sock : sockets)
+        bpf_map__delete_elem(skel_->maps.tls_sockets, &sock, sizeof sock, 0);
 }
 
 void SocketTracer::watch_port(uint16_t port) {
@@ -196,15 +282,30 @@ TlsAttachResult SocketTracer::attach_tls_library(const std::string& path,
     TlsAttachResult result;
     const auto attach = [&](bpf_program* prog, uint64_t offset, bool retprobe) {
         if (offset == 0) return;
-        // pid -1: every process that maps the file; the programs filter by PID themselves.
-        bpf_link* link = bpf_program__attach_uprobe(prog, retprobe, -1, path.c_str(), offset);
-        if (link == nullptr) {
+        // Every process that maps the file; the programs filter by PID themselves.
+        int err = 0;
+        if (tls_multi_links_) {
+            const int fd = create_uprobe_multi_link(bpf_program__fd(prog), path, offset, retprobe);
+            if (fd >= 0)
+                tls_link_fds_.emplace_back(fd);
+            else
+                err = -fd;
+        } else if (bpf_link* link =
+                       bpf_program__attach_uprobe(prog, retprobe, -1, path.c_str(), offset)) {
+            tls_links_.emplace_back(link);
+        } else {
+            err = errno;
+        }
+        if (err != 0) {
             ++result.failed;
-            spdlog::warn("cannot attach {} at {}+{:#x}: {}", bpf_program__name(prog), path, offset,
-                         std::strerror(errno));
+            const bool needs_admin = !tls_multi_links_ && (err == EACCES || err == EPERM);
+            spdlog::warn("cannot attach {} at {}+{:#x}: {}{}", bpf_program__name(prog), path,
+                         offset, std::strerror(err),
+                         needs_admin ? " (a perf-event uprobe needs CAP_SYS_ADMIN on kernels "
+                                       "with the fix for CVE-2025-38466)"
+                                     : "");
             return;
         }
-        tls_links_.emplace_back(link);
         ++result.attached;
     };
     auto* progs = &skel_->progs;

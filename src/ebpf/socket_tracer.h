@@ -8,6 +8,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sonde_events.h"
@@ -59,6 +60,7 @@ public:
     SyscallHookFamily hook_family() const { return family_; }
 
     void track_pid(uint32_t pid, uint64_t start_time_ticks);
+    // Also removes the process's TLS per-connection entries, if it made any.
     void untrack_pid(uint32_t pid);
     // Marks a pid the kernel tracked provisionally, and discovery rejected, as
     // ignored: its later connects to watched ports are not reported again.
@@ -88,6 +90,10 @@ public:
 
 private:
     void write_pid_entry(uint32_t pid, uint64_t start_time_ticks, uint32_t flags);
+    // The process's filter entry is marked SONDE_TRACKED_USED_TLS.
+    bool used_tls(uint32_t pid) const;
+    // Removes the ssl_sockets and tls_sockets entries of `pid`.
+    void forget_tls_entries(uint32_t pid);
 
     struct SkeletonDeleter {
         void operator()(socket_trace* skel) const;
@@ -98,12 +104,27 @@ private:
     struct LinkDeleter {
         void operator()(bpf_link* link) const;
     };
+    // A link made with the bpf() system call (uprobe_multi): libbpf 1.1 cannot
+    // wrap its fd in a bpf_link. Closing the fd detaches it.
+    class LinkFd {
+    public:
+        explicit LinkFd(int fd) : fd_(fd) {}
+        LinkFd(LinkFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+        LinkFd& operator=(LinkFd&&) = delete;
+        ~LinkFd();
+
+    private:
+        int fd_;
+    };
     static int ring_callback(void* ctx, void* data, size_t size);
 
     std::unique_ptr<socket_trace, SkeletonDeleter> skel_;
     std::unique_ptr<ring_buffer, RingDeleter> ring_;
     RecordHandler on_record_;
-    std::vector<std::unique_ptr<bpf_link, LinkDeleter>> tls_links_;
+    std::vector<std::unique_ptr<bpf_link, LinkDeleter>> tls_links_;  // perf-event uprobes
+    std::vector<LinkFd> tls_link_fds_;                               // uprobe_multi links
+    // TLS programs are loaded for uprobe_multi links (ebpf/uprobe_multi.h).
+    bool tls_multi_links_ = false;
     SyscallHookFamily family_ = SyscallHookFamily::RawTracepoints;
 };
 

@@ -88,6 +88,7 @@ TEST(Config, DefaultsWithEmptyEnvironment) {
     EXPECT_EQ(r.config.otel_traces_export.sampler.name, "parentbased_always_on");
     EXPECT_EQ(r.config.otel_metrics_export.interval, std::chrono::seconds(60));
     EXPECT_EQ(r.config.metrics.features, std::vector<std::string>{"application"});
+    EXPECT_TRUE(r.config.enforce_sys_caps);
     EXPECT_TRUE(inactive_settings(r.config).empty());
 }
 
@@ -358,6 +359,34 @@ TEST(Config, UnknownSondeAndMisspelledBeylaVariablesAreReported) {
     EXPECT_NE(r.problems[0].message.find("not supported"), std::string::npos);
 }
 
+// Beyla's enforce_sys_caps: a Beyla configuration that sets it keeps its meaning, and it is
+// an option Sonde implements (no "not supported" warning). Sonde's default is true.
+TEST(Config, EnforceSysCapsFromYamlAndBothVariables) {
+    LoadResult r = load_yaml("enforce_sys_caps: false\n", {}, /*strict=*/true);
+    EXPECT_TRUE(r.problems.empty()) << problems_of(r);
+    EXPECT_FALSE(r.config.enforce_sys_caps);
+    r = load_yaml("enforce_sys_caps: true\n");
+    EXPECT_TRUE(r.problems.empty()) << problems_of(r);
+    EXPECT_TRUE(r.config.enforce_sys_caps);
+
+    for (const char* var : {"BEYLA_ENFORCE_SYS_CAPS", "SONDE_ENFORCE_SYS_CAPS"}) {
+        r = load_env({{var, "false"}});
+        EXPECT_TRUE(r.problems.empty()) << var << "\n" << problems_of(r);
+        EXPECT_FALSE(r.config.enforce_sys_caps) << var;
+    }
+    // SONDE_ wins over BEYLA_, the environment over the file.
+    r = load_env({{"SONDE_ENFORCE_SYS_CAPS", "true"}, {"BEYLA_ENFORCE_SYS_CAPS", "false"}});
+    EXPECT_TRUE(r.config.enforce_sys_caps);
+    r = load_yaml("enforce_sys_caps: true\n", {{"BEYLA_ENFORCE_SYS_CAPS", "false"}});
+    EXPECT_TRUE(r.problems.empty()) << problems_of(r);
+    EXPECT_FALSE(r.config.enforce_sys_caps);
+
+    r = load_yaml("enforce_sys_caps: sometimes\n");
+    EXPECT_TRUE(has_problem(r, Severity::Error, "test.yml:1:19", "is not a boolean"))
+        << problems_of(r);
+    EXPECT_TRUE(r.config.enforce_sys_caps);  // a bad value keeps the default
+}
+
 TEST(Config, BadValuesNameTheVariable) {
     const std::pair<const char*, const char*> cases[] = {
         {"SONDE_OPEN_PORT", "80,,90"},
@@ -370,6 +399,7 @@ TEST(Config, BadValuesNameTheVariable) {
         {"SONDE_CAPTURE_BYTES", "999999"},
         {"SONDE_PROMETHEUS_PATH", "metrics"},
         {"SONDE_FORCE_RAW_TRACEPOINTS", "maybe"},
+        {"BEYLA_ENFORCE_SYS_CAPS", "nope"},
         {"SONDE_EXECUTABLE_NAME", "(a"},
         {"BEYLA_ROUTES_IGNORE_MODE", "logs"},
         {"BEYLA_ROUTES_WILDCARD_CHAR", "**"},
@@ -643,6 +673,7 @@ const char kRichConfig[] =
     "trace_printer: text\n"
     "capture_bytes: 512\n"
     "force_raw_tracepoints: yes\n"
+    "enforce_sys_caps: false\n"
     "discovery:\n"
     "  instrument:\n"
     "    - k8s_namespace: payments\n"
@@ -697,6 +728,7 @@ TEST(Config, EffectiveYamlLoadsBackToTheSameConfiguration) {
     EXPECT_EQ(c.executable_name, "^/opt/(api|web)$");
     EXPECT_EQ(c.service_namespace, "shop${x}");
     EXPECT_TRUE(c.force_raw_tracepoints);
+    EXPECT_FALSE(c.enforce_sys_caps);
     EXPECT_EQ(c.routes.wildcard_char, '#');
     EXPECT_EQ(c.routes.max_routes, 300u);
     EXPECT_EQ(c.prometheus_export.buckets.duration_histogram,

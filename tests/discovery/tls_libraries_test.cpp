@@ -106,13 +106,34 @@ TEST(TlsLibraryFinder, SystemLibsslIsFoundWithoutAnyProcess) {
 
 TEST(TlsLibraryFinder, UnreadableOrMissingInputsAreCountedNotFatal) {
     FakeProc proc;
+    // The deleted file has no map_files entry here (as when CAP_CHECKPOINT_RESTORE is missing).
     proc.add(10, maps_line("r-xp", 5, "/nonexistent/libssl.so.3") +
                      maps_line("r-xp", 6, "/usr/lib/libgone.so (deleted)") + "garbage line\n");
     TlsLibraryFinder finder(proc.root());
     EXPECT_TRUE(finder.scan(10).empty());
     EXPECT_TRUE(finder.scan(99).empty());  // no such process
-    EXPECT_EQ(finder.stats().unreadable, 2u);
+    EXPECT_EQ(finder.stats().unreadable, 3u);
     EXPECT_EQ(finder.stats().libraries_found, 0u);
+}
+
+TEST(TlsLibraryFinder, DeletedLibraryIsOpenedThroughTheProcessMapping) {
+    if (!fs::exists(kLibssl)) GTEST_SKIP() << kLibssl << " not installed";
+    FakeProc proc;
+    // Upgraded under a running process: the path names no file (or another one) now; the
+    // mapping, /proc/PID/map_files/<start>-<end>, still reaches the file it runs.
+    const std::string mapped = "/opt/app/lib/libssl.so.3 (deleted)";
+    proc.add(10, maps_line("r-xp", 7, mapped));
+    const fs::path map_files = fs::path(proc.root()) / "10" / "map_files";
+    fs::create_directories(map_files);
+    fs::create_symlink(kLibssl, map_files / "7f0000000000-7f0000001000");
+    TlsLibraryFinder finder(proc.root());
+
+    const auto found = finder.scan(10);
+    ASSERT_EQ(found.size(), 1u);
+    EXPECT_EQ(found[0].mapped_path, mapped);
+    EXPECT_EQ(found[0].path, (map_files / "7f0000000000-7f0000001000").string());
+    EXPECT_NE(found[0].ssl_read, 0u);
+    EXPECT_EQ(finder.stats().unreadable, 0u);
 }
 
 }  // namespace

@@ -46,6 +46,41 @@ class LifecycleTest(unittest.TestCase):
             h.wait_until(lambda: srv.pid not in tracked_pids_in_kernel(), 5,
                          what="kernel map entry removed")
 
+    def test_listener_on_another_port_becomes_client_of_a_watched_port(self):
+        """Regression (issue 8): a listen() on a port no selector names used to leave an
+        'ignored' kernel filter entry, which hid the process's later connect() to a
+        watched port: it never became a client."""
+        port, other = h.free_port(), h.free_port()
+        script = ("import socket, sys\n"
+                  f"l = socket.socket(); l.bind(('127.0.0.1', {other})); l.listen()\n"
+                  "print('LISTENING', flush=True); sys.stdin.readline()\n"
+                  "for _ in range(3):\n"
+                  f"    c = socket.create_connection(('127.0.0.1', {port}))\n"
+                  "    c.sendall(b'GET /status/200 HTTP/1.1\\r\\nHost: x\\r\\n"
+                  "Connection: close\\r\\n\\r\\n')\n"
+                  "    while c.recv(4096): pass\n"
+                  "    c.close()\n"
+                  "print('DONE', flush=True); sys.stdin.readline()\n")
+        # debug: the agent logs each process event (type 6: listen) it handles.
+        env = {"SONDE_OPEN_PORT": str(port), "SONDE_LOG_LEVEL": "debug"}
+        with h.Agent(env=env) as agent, h.go_server(port) as srv:
+            agent.wait_instrumented(srv.pid)
+            client = subprocess.Popen(["python3", "-c", script], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE)
+            try:
+                self.assertEqual(client.stdout.readline(), b"LISTENING\n")
+                agent.wait_log(rf"process event type=6 pid={client.pid}\b", timeout=5)
+                client.stdin.write(b"\n")
+                client.stdin.flush()
+                self.assertEqual(client.stdout.readline(), b"DONE\n")
+                agent.wait_instrumented(client.pid, timeout=5)
+                h.wait_until(lambda: h.metric_sum(
+                    agent.metrics(), "http_client_request_duration_seconds_count",
+                    server_port=port) == 3, 5, what="the client's 3 requests counted")
+            finally:
+                client.stdin.close()
+                client.wait(10)
+
     def test_exe_path_selector_and_service_name_from_executable(self):
         port = h.free_port()
         with h.Agent(env={"SONDE_EXECUTABLE_NAME": "go_http_server$"}) as agent:

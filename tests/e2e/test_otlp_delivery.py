@@ -1,7 +1,9 @@
 """Issue 4, acceptance 4 and 5: metrics-only mode (the seed's Go node pool:
 metrics exported, not one span), and delivery through a collector outage
 (receiver stopped for 60 s under steady traffic, then restarted: the agent
-never blocks, its memory stays bounded, drops are counted, export resumes)."""
+never blocks, its memory stays bounded, drops are counted, export resumes).
+SONDE_E2E_OUTAGE_SECONDS lengthens the outage (`make soak`: 300); below 60 s the
+span retries (about 45 s) outlast it and no span is dropped."""
 
 import os
 import threading
@@ -10,14 +12,6 @@ import unittest
 
 import harness as h
 from test_otlp_export import Receiver, data_points, attrs
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def server_count(points, port):
@@ -83,9 +77,10 @@ class MetricsOnlyTest(unittest.TestCase):
 
 
 class CollectorOutageTest(unittest.TestCase):
-    OUTAGE_S = 60
+    OUTAGE_S = float(os.environ.get("SONDE_E2E_OUTAGE_SECONDS", "60"))
 
     def test_receiver_down_for_a_minute_under_steady_traffic(self):
+        # Issue 8, fault a: SONDE_E2E_OUTAGE_SECONDS=300 holds the outage for minutes.
         receiver = Receiver()
         port = h.free_port()
         sent = [0]
@@ -113,7 +108,7 @@ class CollectorOutageTest(unittest.TestCase):
                 worker.start()
                 h.wait_until(lambda: receiver.metric_exports() and receiver.spans(), 15,
                              what="spans and metrics before the outage")
-                baseline_rss = rss_kib(agent.proc.pid)
+                baseline_rss = h.rss_kib(agent.proc.pid)
 
                 receiver.stop(remove=False)
                 outage_start = time.monotonic()
@@ -122,7 +117,7 @@ class CollectorOutageTest(unittest.TestCase):
                     t0 = time.monotonic()
                     counted.append(agent.server_requests(port))
                     scrape_s.append(time.monotonic() - t0)
-                    rss.append(rss_kib(agent.proc.pid))
+                    rss.append(h.rss_kib(agent.proc.pid))
                     time.sleep(2)
                 exports_before = len(receiver.exports())
                 during = agent.metrics()
@@ -143,7 +138,7 @@ class CollectorOutageTest(unittest.TestCase):
 
                 def dropped(name, reason):
                     return h.metric_sum(final, name, reason=reason)
-                print(f"\n  outage {self.OUTAGE_S}s: {sent[0]} requests sent, counts during "
+                print(f"\n  outage {self.OUTAGE_S:.0f}s: {sent[0]} requests sent, counts during "
                       f"outage {counted[0]} -> {counted[-1]}, slowest scrape "
                       f"{max(scrape_s) * 1000:.0f} ms; RSS baseline {baseline_rss} KiB, max "
                       f"{max(rss)} KiB; spans dropped failed={dropped('sonde_span_export_dropped_total', 'failed')} "
