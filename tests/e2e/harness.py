@@ -437,6 +437,15 @@ def self_signed_cert(name="sonde-e2e"):
     return cert, key
 
 
+def remove_cert(cert, key):
+    """Deletes what self_signed_cert() made (either may be None: never made)."""
+    for path in (cert, key):
+        if path and os.path.exists(path):
+            os.unlink(path)
+    if cert:
+        os.rmdir(os.path.dirname(cert))
+
+
 # ---- HTTPS (TLS through OpenSSL): the test servers behind a certificate from
 # self_signed_cert(); clients trust that certificate as their CA.
 

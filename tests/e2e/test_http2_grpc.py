@@ -62,11 +62,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    for path in (CERT, KEY):
-        if path and os.path.exists(path):
-            os.unlink(path)
-    if CERT:
-        os.rmdir(os.path.dirname(CERT))
+    h.remove_cert(CERT, KEY)
 
 
 # ---- peers

@@ -18,7 +18,6 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import unittest
 
@@ -217,13 +216,7 @@ class DeletedLibsslTest(tls.TlsTestCase):
     through /proc/PID/map_files, which takes CAP_CHECKPOINT_RESTORE."""
 
     def start_server_on_deleted_libssl(self, port):
-        libdir = tempfile.mkdtemp(prefix="sonde-e2e-deleted-libssl-")
-        self.addCleanup(shutil.rmtree, libdir, True)
-        system = subprocess.run(
-            ["python3", "-c", "import ssl; print([l.split()[-1] for l in open('/proc/self/maps')"
-             " if '/libssl.so' in l][0])"], capture_output=True, text=True, check=True).stdout
-        private = os.path.join(libdir, "libssl.so.3")
-        shutil.copyfile(system.strip(), private)
+        libdir, private = self.private_libssl_copy("sonde-e2e-deleted-libssl-")
         srv = h.Server(["python3", os.path.join(h.SERVERS, "http_server.py"), str(port),
                         "--tls", CERT, KEY], port, env=dict(os.environ, LD_LIBRARY_PATH=libdir),
                        name="python https.server on a private libssl", exe_hint="python3")

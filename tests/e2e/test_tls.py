@@ -45,11 +45,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    for path in (CERT, KEY):
-        if path and os.path.exists(path):
-            os.unlink(path)
-    if CERT:
-        os.rmdir(os.path.dirname(CERT))
+    h.remove_cert(CERT, KEY)
 
 
 Request = h.ClientRequest
@@ -104,6 +100,18 @@ def describe(spans):
 
 
 class TlsTestCase(unittest.TestCase):
+    def private_libssl_copy(self, prefix):
+        """A copy of the system's libssl.so.3 in a fresh directory removed after
+        the test: (directory for LD_LIBRARY_PATH, path of the copy)."""
+        libdir = tempfile.mkdtemp(prefix=prefix)
+        self.addCleanup(shutil.rmtree, libdir, True)
+        system = subprocess.run(
+            ["python3", "-c", "import ssl; print([l.split()[-1] for l in open('/proc/self/maps')"
+             " if '/libssl.so' in l][0])"], capture_output=True, text=True, check=True).stdout
+        private = os.path.join(libdir, "libssl.so.3")
+        shutil.copyfile(system.strip(), private)
+        return libdir, private
+
     def wait_spans(self, agent, select, count, what, timeout=15):
         """Waits for `count` spans matching select(span); then, after a pause in
         which extras would show up, returns all of them (maybe more)."""
@@ -264,13 +272,7 @@ class DlopenLibsslTest(TlsTestCase):
     def test_private_libssl_copy_loaded_after_instrumentation_is_covered(self):
         # A libssl.so.3 no other process maps (as bundled by venvs, conda or
         # wheels): only noticing the new mapping can get it probed.
-        libdir = tempfile.mkdtemp(prefix="sonde-e2e-libssl-")
-        self.addCleanup(shutil.rmtree, libdir, True)
-        system = subprocess.run(
-            ["python3", "-c", "import ssl; print([l.split()[-1] for l in open('/proc/self/maps')"
-             " if '/libssl.so' in l][0])"], capture_output=True, text=True, check=True).stdout
-        private = os.path.join(libdir, "libssl.so.3")
-        shutil.copyfile(system.strip(), private)
+        libdir, private = self.private_libssl_copy("sonde-e2e-libssl-")
         env = dict(os.environ, LD_LIBRARY_PATH=libdir)
         self.run_tls_later(env=env, expect_path=private)
 

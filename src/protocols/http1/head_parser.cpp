@@ -128,33 +128,39 @@ bool is_digit(char c) {
     return c >= '0' && c <= '9';
 }
 
-// field-vchar / SP / HTAB; obs-text (>= 0x80) is tolerated as RFC 9110 allows.
-bool is_field_value_byte(uint8_t c) {
-    return (c >= 0x20 || c == '\t') && c != 0x7f;
-}
-
-// Every header value goes through this, so it looks at eight bytes at a time:
-// a word with no control byte (below 0x20) and no DEL is accepted at once;
-// only a word holding one (a tab, or a real error) is looked at byte by byte.
-bool is_field_value_text(std::string_view s) {
+// Index of the first byte at or after `i` below 0x20 or equal to DEL (tabs and
+// line ends included), or text.size() when there is none. Eight bytes at a time: a
+// field value is searched for its end and checked for control bytes in the
+// same pass.
+size_t find_control_byte(std::string_view text, size_t i) {
     constexpr uint64_t kOnes = 0x0101010101010101ull;
     constexpr uint64_t kHighs = 0x8080808080808080ull;
-    size_t i = 0;
-    for (; i + 8 <= s.size(); i += 8) {
+    const size_t n = text.size();
+    for (; i + 8 <= n; i += 8) {
         uint64_t x = 0;
-        std::memcpy(&x, s.data() + i, 8);
+        std::memcpy(&x, text.data() + i, 8);
         const uint64_t below_space = (x - kOnes * 0x20) & ~x & kHighs;
         const uint64_t del = x ^ (kOnes * 0x7f);
         const uint64_t has_del = (del - kOnes) & ~del & kHighs;
-        if ((below_space | has_del) == 0) continue;
-        for (size_t j = i; j < i + 8; ++j) {
-            if (!is_field_value_byte(static_cast<uint8_t>(s[j]))) return false;
-        }
+        if ((below_space | has_del) != 0) break;
     }
-    for (; i < s.size(); ++i) {
-        if (!is_field_value_byte(static_cast<uint8_t>(s[i]))) return false;
+    for (; i < n; ++i) {
+        const auto c = static_cast<uint8_t>(text[i]);
+        if (c < 0x20 || c == 0x7f) return i;
     }
-    return true;
+    return n;
+}
+
+// The first control byte other than a tab at or after `i`, or text.size():
+// where a field value ends (at its CR or LF) or turns out invalid.
+size_t find_value_stop(std::string_view text, size_t i) {
+    while ((i = find_control_byte(text, i)) < text.size() && text[i] == '\t') ++i;
+    return i;
+}
+
+// field-vchar / SP / HTAB; obs-text (>= 0x80) is tolerated as RFC 9110 allows.
+bool is_field_value_text(std::string_view s) {
+    return find_value_stop(s, 0) == s.size();
 }
 
 bool parse_version(std::string_view v, int& minor) {
@@ -307,29 +313,6 @@ std::string_view apply_field(std::string_view name, std::string_view value, Mess
     return {};
 }
 
-// Index of the first byte at or after `i` below 0x20 or equal to DEL (tabs and
-// line ends included), or `n` when there is none. Eight bytes at a time: a
-// field value is searched for its end and checked for control bytes in the
-// same pass.
-size_t find_control_byte(std::string_view text, size_t i) {
-    constexpr uint64_t kOnes = 0x0101010101010101ull;
-    constexpr uint64_t kHighs = 0x8080808080808080ull;
-    const size_t n = text.size();
-    for (; i + 8 <= n; i += 8) {
-        uint64_t x = 0;
-        std::memcpy(&x, text.data() + i, 8);
-        const uint64_t below_space = (x - kOnes * 0x20) & ~x & kHighs;
-        const uint64_t del = x ^ (kOnes * 0x7f);
-        const uint64_t has_del = (del - kOnes) & ~del & kHighs;
-        if ((below_space | has_del) != 0) break;
-    }
-    for (; i < n; ++i) {
-        const auto c = static_cast<uint8_t>(text[i]);
-        if (c < 0x20 || c == 0x7f) return i;
-    }
-    return n;
-}
-
 enum class LineKind : uint8_t { Field, Empty, Fold, Incomplete, Invalid };
 
 // One line of the header section, as scan_header_line found it.
@@ -406,15 +389,8 @@ HeaderLine scan_header_line(std::string_view text, size_t pos, size_t limit) {
     ++i;
     while (i < n && is_ows(text[i])) ++i;
     const size_t value_start = i;
-    while (true) {
-        i = find_control_byte(text, i);
-        if (i == n) return line;
-        if (text[i] == '\t') {
-            ++i;
-            continue;
-        }
-        break;
-    }
+    i = find_value_stop(text, i);
+    if (i == n) return line;
     size_t value_end = i;
     if (text[i] == '\r') {
         if (i + 1 == n) return line;

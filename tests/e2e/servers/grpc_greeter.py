@@ -53,21 +53,12 @@ def peer_port(peer):
     return int(peer.rsplit(":", 1)[1])
 
 
-def serve(stubs, port, tls):
+def run_greeter_server(greeter, pb2_grpc, port, tls):
+    """Serves `greeter` on 127.0.0.1:PORT (over TLS with tls=(CERT, KEY)),
+    prints "READY PORT" and runs until SIGTERM or SIGINT."""
     import grpc
-    pb2, pb2_grpc = load_stubs(stubs)
-
-    class Greeter(pb2_grpc.GreeterServicer):
-        def SayHello(self, request, context):
-            name, peer = request.name, context.peer()
-            if name.startswith("missing"):
-                context.abort(grpc.StatusCode.NOT_FOUND, f"no such name: {name} from {peer}")
-            if name.startswith("bad"):
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad name: {name} from {peer}")
-            return pb2.HelloReply(message=f"Hello {name} from {peer}")
-
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    pb2_grpc.add_GreeterServicer_to_server(Greeter(), server)
+    pb2_grpc.add_GreeterServicer_to_server(greeter, server)
     address = f"127.0.0.1:{port}"
     if tls:
         with open(tls[0], "rb") as f:
@@ -90,6 +81,33 @@ def serve(stubs, port, tls):
     return 0
 
 
+def open_channel(port, ca):
+    """One channel to 127.0.0.1:PORT, over TLS trusting CA when given."""
+    import grpc
+    target = f"127.0.0.1:{port}"
+    if ca:
+        with open(ca, "rb") as f:
+            creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+        return grpc.secure_channel(target, creds)
+    return grpc.insecure_channel(target)
+
+
+def serve(stubs, port, tls):
+    import grpc
+    pb2, pb2_grpc = load_stubs(stubs)
+
+    class Greeter(pb2_grpc.GreeterServicer):
+        def SayHello(self, request, context):
+            name, peer = request.name, context.peer()
+            if name.startswith("missing"):
+                context.abort(grpc.StatusCode.NOT_FOUND, f"no such name: {name} from {peer}")
+            if name.startswith("bad"):
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad name: {name} from {peer}")
+            return pb2.HelloReply(message=f"Hello {name} from {peer}")
+
+    return run_greeter_server(Greeter(), pb2_grpc, port, tls)
+
+
 def call(stub, pb2, grpc, name):
     """(status code name, local port of the connection)."""
     try:
@@ -104,13 +122,7 @@ def call(stub, pb2, grpc, name):
 def client(stubs, port, ca, warm, names):
     import grpc
     pb2, pb2_grpc = load_stubs(stubs)
-    target = f"127.0.0.1:{port}"
-    if ca:
-        with open(ca, "rb") as f:
-            creds = grpc.ssl_channel_credentials(root_certificates=f.read())
-        channel = grpc.secure_channel(target, creds)
-    else:
-        channel = grpc.insecure_channel(target)
+    channel = open_channel(port, ca)
     stub = pb2_grpc.GreeterStub(channel)
     if warm:
         ports = set()

@@ -38,6 +38,12 @@ function serve(port, tls) {
       stream.end(body);
     });
   };
+  listen(port, tls, onStream);
+}
+
+// Serves `onStream` on 127.0.0.1:PORT (over TLS with tls=[CERT, KEY]), prints
+// "READY PORT" and runs until SIGTERM or SIGINT.
+function listen(port, tls, onStream) {
   const server = tls
     ? http2.createSecureServer({cert: fs.readFileSync(tls[0]), key: fs.readFileSync(tls[1])})
     : http2.createServer();
@@ -70,8 +76,12 @@ async function client(base, cafile, plan) {
   session.close();
 }
 
-const [mode, ...args] = process.argv.slice(2);
-if (mode === 'server') {
+module.exports = {listen};
+
+const [mode, ...args] = require.main === module ? process.argv.slice(2) : ['module'];
+if (mode === 'module') {
+  // required by another peer for listen()
+} else if (mode === 'server') {
   serve(Number(args[0]), args[1] === '--tls' ? [args[2], args[3]] : null);
 } else if (mode === 'client') {
   client(args[0], args[1], JSON.parse(args[2])).catch((err) => {

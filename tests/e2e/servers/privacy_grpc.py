@@ -17,14 +17,11 @@ them, for Sonde's privacy end-to-end test. Run with /usr/bin/python3.
 """
 
 import os
-import signal
 import socket
 import sys
-import threading
-from concurrent import futures
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from grpc_greeter import load_stubs  # noqa: E402
+from grpc_greeter import load_stubs, open_channel, run_greeter_server  # noqa: E402
 
 
 def serve(stubs, port, marker, tls):
@@ -40,27 +37,7 @@ def serve(stubs, port, marker, tls):
                 context.abort(grpc.StatusCode.NOT_FOUND, f"{marker}respdetails")
             return pb2.HelloReply(message=f"{marker}respmessage {request.name}")
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    pb2_grpc.add_GreeterServicer_to_server(Greeter(), server)
-    address = f"127.0.0.1:{port}"
-    if tls:
-        with open(tls[0], "rb") as f:
-            cert = f.read()
-        with open(tls[1], "rb") as f:
-            key = f.read()
-        bound = server.add_secure_port(address, grpc.ssl_server_credentials([(key, cert)]))
-    else:
-        bound = server.add_insecure_port(address)
-    if bound != port:
-        sys.stderr.write(f"could not bind {address}\n")
-        return 1
-    server.start()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print(f"READY {port}", flush=True)
-    stop.wait()
-    server.stop(grace=1).wait()
-    return 0
+    return run_greeter_server(Greeter(), pb2_grpc, port, tls)
 
 
 def client(stubs, port, marker, ca, names):
@@ -69,13 +46,7 @@ def client(stubs, port, marker, ca, names):
     socket.create_connection(("127.0.0.1", port), timeout=30).close()
     print("CONNECTED", flush=True)
     sys.stdin.readline()
-    target = f"127.0.0.1:{port}"
-    if ca:
-        with open(ca, "rb") as f:
-            creds = grpc.ssl_channel_credentials(root_certificates=f.read())
-        channel = grpc.secure_channel(target, creds)
-    else:
-        channel = grpc.insecure_channel(target)
+    channel = open_channel(port, ca)
     stub = pb2_grpc.GreeterStub(channel)
     metadata = (("authorization", f"Bearer {marker}reqauth"),
                 ("cookie", f"session={marker}reqcookie"),

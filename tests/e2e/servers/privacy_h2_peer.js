@@ -20,6 +20,7 @@
 const fs = require('fs');
 const http2 = require('http2');
 const net = require('net');
+const {listen} = require('./http2_peer.js');
 
 function serve(port, marker, tls) {
   const onStream = (stream, headers) => {
@@ -39,15 +40,7 @@ function serve(port, marker, tls) {
       stream.end(body);
     });
   };
-  const server = tls
-    ? http2.createSecureServer({cert: fs.readFileSync(tls[0]), key: fs.readFileSync(tls[1])})
-    : http2.createServer();
-  server.on('stream', onStream);
-  server.on('sessionError', () => {});
-  server.listen(port, '127.0.0.1', () => console.log(`READY ${port}`));
-  const stop = () => { server.close(); process.exit(0); };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  listen(port, tls, onStream);
 }
 
 async function client(base, cafile, plan) {

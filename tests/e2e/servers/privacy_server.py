@@ -23,9 +23,14 @@ test can prove none of them leaves the agent.
 
 import http.server
 import json
+import os
 import signal
 import socket
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The test servers' HTTP(S) server: TLS handshakes in each connection's thread.
+from http_server import Server, make_tls_context  # noqa: E402
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -73,24 +78,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = handle_any
 
 
-class Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    tls_context = None
-
-    def finish_request(self, request, client_address):
-        if self.tls_context is None:
-            super().finish_request(request, client_address)
-            return
-        try:
-            tls = self.tls_context.wrap_socket(request, server_side=True)
-        except OSError:
-            return
-        try:
-            self.RequestHandlerClass(tls, client_address, self)
-        finally:
-            self.shutdown_request(tls)
-
-
 def client(port, cafile, requests):
     context = None
     if cafile != "-":
@@ -123,12 +110,7 @@ def main(argv):
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = Server(("127.0.0.1", port), Handler)
     if len(argv) == 6:
-        import ssl
-
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(argv[4], argv[5])
-        context.set_alpn_protocols(["http/1.1"])
-        server.tls_context = context
+        server.tls_context = make_tls_context(argv[4], argv[5])
     print(f"READY {port}", flush=True)
     try:
         server.serve_forever()
