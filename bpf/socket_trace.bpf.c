@@ -256,21 +256,22 @@ static __always_inline bool pid__tracked(__u32 tgid)
 
 /* Adds a PID to the filter before user space has confirmed it; user space
  * confirms or removes it. False when the PID already has an entry (tracked,
- * or ignored), unless `replace`: a process just forked has no past. */
-static __always_inline bool track__provisionally(__u32 tgid, bool replace)
+ * or ignored), unless `forked`: a process just forked has no past. */
+static __always_inline bool track__provisionally(__u32 tgid, bool forked)
 {
     struct sonde_tracked_pid provisional = {};
     provisional.since_ns = bpf_ktime_get_ns();
-    provisional.flags = SONDE_TRACKED_PROVISIONAL;
+    provisional.flags = SONDE_TRACKED_PROVISIONAL | (forked ? SONDE_TRACKED_FORKED : 0);
     return bpf_map_update_elem(&tracked_pids, &tgid, &provisional,
-                               replace ? BPF_ANY : BPF_NOEXIST) == 0;
+                               forked ? BPF_ANY : BPF_NOEXIST) == 0;
 }
 
-/* An ignored process that execs may be another program now; one that exits
- * frees its pid. */
-static __always_inline void ignored__forget(__u32 tgid)
+/* An ignored process that exits frees its pid; one that execs may be another
+ * program now, and so may an unconfirmed fork child (SONDE_TRACKED_FORKED). */
+static __always_inline void ignored__forget(__u32 tgid, bool exec)
 {
-    if (entry__ignored(bpf_map_lookup_elem(&tracked_pids, &tgid)))
+    const struct sonde_tracked_pid *entry = bpf_map_lookup_elem(&tracked_pids, &tgid);
+    if (entry__ignored(entry) || (exec && entry && (entry->flags & SONDE_TRACKED_FORKED)))
         bpf_map_delete_elem(&tracked_pids, &tgid);
 }
 
@@ -1147,7 +1148,7 @@ int raw_sched_process_exec(struct bpf_raw_tracepoint_args *ctx)
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     if ((pid_tgid >> 32) == agent_pid)
         return 0;
-    ignored__forget(pid_tgid >> 32);
+    ignored__forget(pid_tgid >> 32, true);
     emit__proc(SONDE_EVENT_PROC_EXEC, pid_tgid, 0);
     return 0;
 }
@@ -1187,7 +1188,7 @@ int raw_sched_process_exit(struct bpf_raw_tracepoint_args *ctx)
     /* Only the group leader's exit ends the process. */
     if (tgid != (__u32)pid_tgid)
         return 0;
-    ignored__forget(tgid);
+    ignored__forget(tgid, false);
     if (pid__tracked(tgid))
         emit__proc(SONDE_EVENT_PROC_EXIT, pid_tgid, 0);
     return 0;

@@ -203,6 +203,12 @@ struct sonde_tracked_pid {
  * neither SSL_free nor close(): user space removes its entries when it removes
  * its filter entry, and keeps the flag when it rewrites the entry. */
 #define SONDE_TRACKED_USED_TLS 4u
+/* With PROVISIONAL: written by the kernel when a tracked process forks, for
+ * the child. Until user space confirms the child (rewriting the entry), an
+ * exec drops the entry like an ignored one: the child is another program now
+ * (a shell's curl), whose connect() to a watched port must be seen as an
+ * untracked process's, and user space will judge the new program anyway. */
+#define SONDE_TRACKED_FORKED 8u
 
 /* Key of the ssl_sockets map: the socket an SSL object (in one process) uses.
  * The tls_sockets map (sockets carrying TLS) is keyed by struct sock * and

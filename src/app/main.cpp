@@ -32,6 +32,7 @@
 #include "ebpf/socket_tracer.h"
 #include "export/otlp/batch_span_processor.h"
 #include "export/otlp/otlp_exporter.h"
+#include "export/otlp/otlp_transport.h"
 #include "export/otlp/periodic_metric_exporter.h"
 #include "export/printer/span_printer.h"
 #include "export/prometheus/prometheus_server.h"
@@ -218,9 +219,12 @@ private:
                 if (!discovery_.is_tracked(pid) && watches_ports_) probe_tls_libraries(pid);
                 break;
             case SONDE_EVENT_PROC_FORK:
-                // Same question as after an exec: does this process match now?
+                // Same question as after an exec: does this process match now? Unless it
+                // exec'd since the fork: the kernel then dropped the fork's entry (see
+                // SONDE_TRACKED_FORKED), and the new program's connect() to a watched port
+                // may have tracked it provisionally again, which is not ours to overrule.
                 apply(discovery_.on_exec(pid));
-                drop_unconfirmed(pid);
+                if (tracer_->fork_entry_unconfirmed(pid)) drop_unconfirmed(pid);
                 break;
             case SONDE_EVENT_PROC_EXIT:
                 apply(discovery_.on_exit(pid));
@@ -418,25 +422,10 @@ private:
         }
     }
 
-    // Records the kernel could not write are counted; the log says so too, at most once
-    // a minute, so that a flood of lost records does not become a flood of log lines.
-    void warn_ring_full(uint64_t lost) {
-        if (lost == ring_full_reported_) return;
-        const auto now = std::chrono::steady_clock::now();
-        if (now < next_ring_full_warning_) return;
-        spdlog::warn(
-            "kernel ring buffer full: {} records dropped (sonde_kernel_ringbuf_full_total {}); "
-            "the agent fell behind, requests in them are not counted",
-            lost - ring_full_reported_, lost);
-        ring_full_reported_ = lost;
-        next_ring_full_warning_ = now + std::chrono::minutes(1);
-    }
-
     void housekeeping() {
         mirror_export_counters();
         auto k = tracer_->kernel_counters();
         self_.kernel_ringbuf_full = k[SONDE_KCOUNTER_RINGBUF_FULL];
-        warn_ring_full(k[SONDE_KCOUNTER_RINGBUF_FULL]);
         self_.kernel_entry_missing = k[SONDE_KCOUNTER_ENTRY_MISSING];
         self_.kernel_read_user_failed = k[SONDE_KCOUNTER_READ_USER_FAILED];
         self_.kernel_tls_ciphertext_skipped = k[SONDE_KCOUNTER_TLS_CIPHERTEXT_SKIPPED];
@@ -450,6 +439,8 @@ private:
                                    ts.maps_truncated;
         tracker_.expire_idle(clock_ns(CLOCK_MONOTONIC));
         tracker_.set_wall_clock_offset(wall_clock_offset_ns());
+        for (const std::string& line : drop_log_.due(self_, std::chrono::steady_clock::now()))
+            spdlog::warn("{}", line);
     }
 
     void on_span(pipeline::Span&& span) {
@@ -460,16 +451,27 @@ private:
                                                        : routes_.classify(service, span.path);
         span.route.assign(route.route);
         if (route.overflow) ++self_.routes_overflowed;
+        bool exported = false;
         if (!route.ignore_in_metrics) {
-            red_.record(span);
+            exported = red_.record(span);
             if (otlp_red_) otlp_red_->record(span);
         }
         // Metrics-only mode: no trace context, ids or sampling for spans nobody receives.
-        if (route.ignore_in_traces || !traces_wanted_) return;
-        traces_.decorate(span);
-        if (!span.sampled) return;
-        if (printer_.mode() != exporter::PrinterMode::Disabled) printer_.print(span);
-        if (span_export_) span_export_->OnEnd(std::move(span));
+        if (!route.ignore_in_traces && traces_wanted_) {
+            traces_.decorate(span);
+            if (span.sampled) {
+                exported = true;
+                if (printer_.mode() != exporter::PrinterMode::Disabled) printer_.print(span);
+                if (span_export_) span_export_->OnEnd(std::move(span));
+            }
+        }
+        // The ledger: neither exported nor ignored on purpose means a drop counter (the
+        // series cap) has it.
+        if (exported) {
+            ++self_.requests_exported;
+        } else if (route.ignore_in_metrics) {
+            ++self_.requests_filtered;
+        }
     }
 
     std::string render_metrics() {
@@ -490,8 +492,7 @@ private:
     discovery::TlsLibraryFinder tls_libraries_;
     bool watches_ports_ = false;  // selectors name ports: clients are picked at connect()
     std::unordered_set<uint16_t> watched_ports_;  // as written to the kernel's watched_ports
-    uint64_t ring_full_reported_ = 0;             // kernel ring-full count in the last warning
-    std::chrono::steady_clock::time_point next_ring_full_warning_{};
+    pipeline::DropLog drop_log_;  // growth of the loss counters, one line per 30 s each
     std::chrono::steady_clock::time_point next_full_rescan_{};  // set after the initial full scan
     uint64_t lost_at_last_rescan_ = 0;
     std::unique_ptr<pipeline::RedMetrics> otlp_red_;  // OTLP buckets differ from Prometheus'
@@ -630,6 +631,7 @@ void print_usage() {
 
 int main(int argc, char** argv) {
     const app::TerminationSignals signals;
+    exporter::otlp::route_protobuf_logs_to_debug();
     CommandLine cli;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];

@@ -21,6 +21,7 @@ struct ConnectionTracker::Connection {
     pipeline::NetEndpoint peer;
     std::shared_ptr<const pipeline::ServiceIdentity> service;
     std::unique_ptr<protocols::ProtocolHandler> handler;
+    std::string_view protocol;             // the handler's protocol, "http1"
     protocols::ProtocolStats accounted{};  // handler stats already added to the self-metrics
     uint32_t undetected_pieces = 0;
     bool opaque = false;  // not a protocol we parse: ignore its bytes
@@ -161,11 +162,13 @@ void ConnectionTracker::on_data(const ebpf::DataRecord& record) {
             if (!found.handler) {
                 if (++conn->undetected_pieces >= options_.max_detection_pieces) {
                     conn->opaque = true;
+                    ++metrics_.connections_unrecognized;
                     return;
                 }
                 continue;
             }
             conn->handler = std::move(found.handler);
+            conn->protocol = found.protocol;
         }
         conn->handler->on_data(direction, piece, scratch_exchanges_);
     }
@@ -216,6 +219,7 @@ void ConnectionTracker::emit(Connection& conn, std::vector<protocols::Exchange>&
         span.stream_reset = ex.reset;
         span.partial = ex.partial;
         ++metrics_.spans_produced;
+        ++metrics_.requests_seen;
         sink_(std::move(span));
     }
 }
@@ -224,10 +228,13 @@ void ConnectionTracker::account_stats(Connection& conn) {
     if (!conn.handler) return;
     const protocols::ProtocolStats& now = conn.handler->stats();
     protocols::ProtocolStats& seen = conn.accounted;
-    metrics_.parse_errors += now.parse_errors - seen.parse_errors;
+    // One counter per protocol in the self-metrics: a new protocol adds its row there.
+    (conn.protocol == "http2" ? metrics_.parse_errors_http2 : metrics_.parse_errors_http1) +=
+        now.parse_errors - seen.parse_errors;
     metrics_.lost_sync += now.lost_sync - seen.lost_sync;
     metrics_.unpaired_responses += now.unpaired_responses - seen.unpaired_responses;
     metrics_.dropped_requests += now.dropped_requests - seen.dropped_requests;
+    metrics_.requests_seen += now.dropped_requests - seen.dropped_requests;
     metrics_.partial_exchanges += now.partial_exchanges - seen.partial_exchanges;
     seen = now;
 }

@@ -201,6 +201,13 @@ void SocketTracer::untrack_pid(uint32_t pid) {
     if (tls) forget_tls_entries(pid);
 }
 
+bool SocketTracer::fork_entry_unconfirmed(uint32_t pid) const {
+    sonde_tracked_pid entry{};
+    return bpf_map__lookup_elem(skel_->maps.tracked_pids, &pid, sizeof pid, &entry, sizeof entry,
+                                0) == 0 &&
+           (entry.flags & SONDE_TRACKED_FORKED) != 0;
+}
+
 bool SocketTracer::used_tls(uint32_t pid) const {
     sonde_tracked_pid entry{};
     return bpf_map__lookup_elem(skel_->maps.tracked_pids, &pid, sizeof pid, &entry, sizeof entry,

@@ -65,6 +65,9 @@ public:
     // Marks a pid the kernel tracked provisionally, and discovery rejected, as
     // ignored: its later connects to watched ports are not reported again.
     void ignore_pid(uint32_t pid, uint64_t start_time_ticks);
+    // True while `pid` still has the entry the kernel wrote when it forked
+    // (SONDE_TRACKED_FORKED): not confirmed, and no exec since.
+    bool fork_entry_unconfirmed(uint32_t pid) const;
     void watch_port(uint16_t port);
 
     struct KernelTrackedPid {

@@ -475,7 +475,7 @@ const std::vector<double>& RedMetrics::bounds_of(MetricFamily family) const {
     return bounds_[static_cast<size_t>(metric_family_info(family).measure)];
 }
 
-void RedMetrics::record(const Span& span) {
+bool RedMetrics::record(const Span& span) {
     const LabelSchema schema = schema_of(span);
     const size_t map = series_map_of(schema, span.kind);
     // Built outside the lock: it is the expensive part of a record. One
@@ -496,7 +496,7 @@ void RedMetrics::record(const Span& span) {
             // Counts refused observations: remembering which label sets were
             // refused would itself be the unbounded memory the cap prevents.
             ++dropped_series_;
-            return;
+            return false;
         }
         it = series.try_emplace(key).first;
         ++series_count_;
@@ -507,6 +507,7 @@ void RedMetrics::record(const Span& span) {
             observe(histograms.histograms[m], bounds_[m], values[m]);
         }
     }
+    return true;
 }
 
 std::array<RedMetrics::SeriesList, kMetricFamilyCount> RedMetrics::copy_series() const {

@@ -149,7 +149,8 @@ public:
 
     // An RPC span feeds the RPC families, any other span the HTTP ones; neither is counted in
     // the other's.
-    void record(const Span& span);
+    // False when the observation was refused at the series cap (counted in dropped_series).
+    bool record(const Span& span);
 
     // Appends the Prometheus text exposition (format 0.0.4) of every histogram.
     void render_prometheus(std::string& out) const;

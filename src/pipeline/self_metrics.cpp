@@ -30,8 +30,22 @@ constexpr SelfMetricInfo kSelfMetrics[] = {
      "time is its exit time."},
     {&SelfMetrics::kernel_read_user_failed, "kernel_read_user_failed", MetricType::Counter,
      "Payload copies from user memory that failed in the kernel programs."},
-    {&SelfMetrics::parse_errors, "parse_errors", MetricType::Counter,
-     "Protocol bytes that did not parse."},
+    {&SelfMetrics::requests_seen, "requests_seen", MetricType::Counter,
+     "Requests whose start a protocol parser saw. Each one is exported, filtered, or counted "
+     "by one of the drop counters (dropped_requests, metric_series_dropped, ...)."},
+    {&SelfMetrics::requests_exported, "requests_exported", MetricType::Counter,
+     "Requests that reached an exporter: recorded in the RED metrics, or handed to a span "
+     "exporter."},
+    {&SelfMetrics::requests_filtered, "requests_filtered", MetricType::Counter,
+     "Requests left out of every signal on purpose, by `routes.ignored_patterns`."},
+    {&SelfMetrics::parse_errors_http1, "parse_errors", MetricType::Counter,
+     "Protocol bytes that did not parse, by protocol; the parser resynchronised after them.",
+     R"(protocol="http1")"},
+    {&SelfMetrics::parse_errors_http2, "parse_errors", MetricType::Counter, "",
+     R"(protocol="http2")"},
+    {&SelfMetrics::connections_unrecognized, "connections_unrecognized", MetricType::Counter,
+     "Connections whose first bytes matched no protocol Sonde parses: their bytes are "
+     "skipped."},
     {&SelfMetrics::lost_sync, "lost_sync", MetricType::Counter,
      "Stream gaps that hid a message boundary."},
     {&SelfMetrics::partial_exchanges, "partial_exchanges", MetricType::Counter,
@@ -99,6 +113,34 @@ constexpr SelfMetricInfo kSelfMetrics[] = {
 static_assert(sizeof(SelfMetrics) == std::size(kSelfMetrics) * sizeof(std::atomic<uint64_t>),
               "every SelfMetrics field needs a row in kSelfMetrics");
 
+// The counters of data lost: each one's growth is logged by DropLog.
+constexpr std::atomic<uint64_t> SelfMetrics::*kLossCounters[] = {
+    &SelfMetrics::events_malformed,           &SelfMetrics::kernel_ringbuf_full,
+    &SelfMetrics::kernel_read_user_failed,    &SelfMetrics::parse_errors_http1,
+    &SelfMetrics::parse_errors_http2,         &SelfMetrics::lost_sync,
+    &SelfMetrics::unpaired_responses,         &SelfMetrics::dropped_requests,
+    &SelfMetrics::connections_evicted,        &SelfMetrics::metric_series_dropped,
+    &SelfMetrics::kernel_tls_socket_unknown,  &SelfMetrics::span_export_dropped_queue_full,
+    &SelfMetrics::span_export_dropped_failed, &SelfMetrics::span_export_dropped_timeout,
+    &SelfMetrics::span_export_rejected,       &SelfMetrics::metric_export_dropped_failed,
+    &SelfMetrics::metric_export_rejected,
+};
+
+const SelfMetricInfo& info_of(std::atomic<uint64_t> SelfMetrics::*field) {
+    for (const SelfMetricInfo& metric : kSelfMetrics) {
+        if (metric.field == field) return metric;
+    }
+    return kSelfMetrics[0];  // unreachable: every field has a row (static_assert above)
+}
+
+// The help text of a labelled metric is on its first row.
+std::string_view help_of(std::string_view name) {
+    for (const SelfMetricInfo& metric : kSelfMetrics) {
+        if (metric.name == name && !metric.help.empty()) return metric.help;
+    }
+    return {};
+}
+
 }  // namespace
 
 void SelfMetrics::render_prometheus(std::string& out) const {
@@ -130,6 +172,35 @@ void SelfMetrics::render_prometheus(std::string& out) const {
         out += std::to_string((this->*metric.field).load(std::memory_order_relaxed));
         out += '\n';
     }
+}
+
+DropLog::DropLog(std::chrono::steady_clock::duration interval)
+    : interval_(interval), reported_(std::size(kLossCounters)) {}
+
+std::vector<std::string> DropLog::due(const SelfMetrics& metrics,
+                                      std::chrono::steady_clock::time_point now) {
+    std::vector<std::string> lines;
+    for (size_t i = 0; i < std::size(kLossCounters); ++i) {
+        const uint64_t value = (metrics.*kLossCounters[i]).load(std::memory_order_relaxed);
+        Reported& last = reported_[i];
+        if (value <= last.value || now < last.next) continue;
+        const SelfMetricInfo& metric = info_of(kLossCounters[i]);
+        std::string line = "data lost: sonde_";
+        line += metric.name;
+        line += "_total";
+        if (!metric.labels.empty()) {
+            line += '{';
+            line += metric.labels;
+            line += '}';
+        }
+        line +=
+            " +" + std::to_string(value - last.value) + " (total " + std::to_string(value) + "): ";
+        line += help_of(metric.name);
+        lines.push_back(std::move(line));
+        last.value = value;
+        last.next = now + interval_;
+    }
+    return lines;
 }
 
 }  // namespace sonde::pipeline

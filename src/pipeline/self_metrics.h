@@ -2,8 +2,12 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace sonde::pipeline {
 
@@ -13,9 +17,17 @@ struct SelfMetrics {
     std::atomic<uint64_t> kernel_ringbuf_full{0};  // mirrored from the kernel counter
     std::atomic<uint64_t> kernel_entry_missing{0};
     std::atomic<uint64_t> kernel_read_user_failed{0};
-    std::atomic<uint64_t> parse_errors{0};       // protocol bytes that did not parse
-    std::atomic<uint64_t> lost_sync{0};          // gaps that hid a message boundary
-    std::atomic<uint64_t> partial_exchanges{0};  // HTTP/2 exchanges with undecodable headers
+    // The ledger's two ends: requests whose start a parser saw, and requests that reached
+    // an exporter (recorded in the RED metrics, or a span handed to a span exporter).
+    std::atomic<uint64_t> requests_seen{0};
+    std::atomic<uint64_t> requests_exported{0};
+    std::atomic<uint64_t> requests_filtered{0};  // ignored_patterns: left out on purpose
+    // Protocol bytes that did not parse, by protocol.
+    std::atomic<uint64_t> parse_errors_http1{0};
+    std::atomic<uint64_t> parse_errors_http2{0};
+    std::atomic<uint64_t> connections_unrecognized{0};  // no protocol we parse: bytes skipped
+    std::atomic<uint64_t> lost_sync{0};                 // gaps that hid a message boundary
+    std::atomic<uint64_t> partial_exchanges{0};         // HTTP/2 exchanges with undecodable headers
     std::atomic<uint64_t> unpaired_responses{0};
     std::atomic<uint64_t> dropped_requests{0};
     std::atomic<uint64_t> connections_evicted{0};  // tracker over its connection cap
@@ -45,6 +57,27 @@ struct SelfMetrics {
     std::atomic<uint64_t> metric_export_retries{0};
 
     void render_prometheus(std::string& out) const;
+};
+
+// Logs the growth of every counter of lost data (ring full, queue overflow, eviction, parse
+// failure, export drop, ...), at most one line per counter per interval, so that a flood of
+// drops shows in the log without becoming a flood of log lines.
+class DropLog {
+public:
+    explicit DropLog(std::chrono::steady_clock::duration interval = std::chrono::seconds(30));
+
+    // The lines due at `now`: one per loss counter that grew since its last line, if that
+    // line is at least one interval old.
+    std::vector<std::string> due(const SelfMetrics& metrics,
+                                 std::chrono::steady_clock::time_point now);
+
+private:
+    struct Reported {
+        uint64_t value = 0;
+        std::chrono::steady_clock::time_point next{};
+    };
+    std::chrono::steady_clock::duration interval_;
+    std::vector<Reported> reported_;  // one per loss counter
 };
 
 }  // namespace sonde::pipeline

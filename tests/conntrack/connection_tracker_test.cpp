@@ -109,6 +109,36 @@ TEST_F(TrackerTest, NonHttpConnectionIsIgnoredAfterDetectionBudget) {
     feed({3, SONDE_DIR_INGRESS, "GET / HTTP/1.1\r\n\r\n", 100, 100});
     feed({3, SONDE_DIR_EGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 200, 200});
     EXPECT_TRUE(spans_.empty());
+    EXPECT_EQ(metrics_.connections_unrecognized.load(), 1u);
+    EXPECT_EQ(metrics_.requests_seen.load(), 0u);
+}
+
+TEST_F(TrackerTest, LedgerCountsRequestsSeenAndParseErrorsByProtocol) {
+    // HTTP/1: one answered request, then garbage where the next head should be, then a
+    // request never answered before the connection closes.
+    feed({5, SONDE_DIR_INGRESS, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n", 10, 10});
+    feed({5, SONDE_DIR_EGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 20, 20});
+    feed({5, SONDE_DIR_INGRESS, "\x01\x02 not a request line\r\n\r\n", 30, 30});
+    feed({5, SONDE_DIR_INGRESS, "GET /b HTTP/1.1\r\nHost: a\r\n\r\n", 40, 40});
+    sonde_conn_event close{};
+    close.hdr.type = SONDE_EVENT_CONN_CLOSE;
+    close.hdr.pid = kPid;
+    close.hdr.proc_start_ns = 77;
+    close.fd = 5;
+    close.socket_cookie = 0xabc;
+    tracker_.on_connection(close);
+    EXPECT_EQ(spans_.size(), 1u);
+    EXPECT_EQ(metrics_.requests_seen.load(), 2u);  // one span, one dropped
+    EXPECT_EQ(metrics_.dropped_requests.load(), 1u);
+    EXPECT_GT(metrics_.parse_errors_http1.load(), 0u);
+    EXPECT_EQ(metrics_.parse_errors_http2.load(), 0u);
+
+    // HTTP/2: the preface, then a frame header announcing an impossible SETTINGS length.
+    const std::string preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    feed({6, SONDE_DIR_INGRESS, preface, 50, 50, 0xdef});
+    feed({6, SONDE_DIR_INGRESS, std::string("\x00\x00\x05\x04\x00\x00\x00\x00\x00xxxxx", 14), 60,
+          60, 0xdef});
+    EXPECT_GT(metrics_.parse_errors_http2.load(), 0u);
 }
 
 // What the TLS uprobes send: cleartext on the connection's socket, marked by its source.
@@ -134,7 +164,7 @@ TEST_F(TrackerTest, TlsCleartextMakesHttpsSpansAndCiphertextIsNeverParsed) {
     EXPECT_EQ(spans_[0].status, 200);
     EXPECT_EQ(spans_[0].local.port, 8080);
     EXPECT_EQ(metrics_.tls_ciphertext_ignored.load(), 2u);
-    EXPECT_EQ(metrics_.parse_errors.load(), 0u);
+    EXPECT_EQ(metrics_.parse_errors_http1.load(), 0u);
 
     // Plaintext connections keep the http scheme.
     feed({5, SONDE_DIR_INGRESS, "GET /a HTTP/1.1\r\n\r\n", 300, 300, 0xdef});

@@ -718,7 +718,7 @@ class FaultRingBufferFloodTest(unittest.TestCase):
             agent.wait_server_requests(port, 5 + counted_flood + 50)
             time.sleep(0.3)
             samples = agent.metrics()
-            warnings = re.findall(r"warn.*ring buffer full.*", agent.logs())
+            warnings = re.findall(r"warn.*data lost: sonde_kernel_ringbuf_full_total.*", agent.logs())
             print(f"\n  wrk sent {flood} requests while the agent was stopped; "
                   f"{counted_flood:.0f} counted, {dropped:.0f} records dropped; first scrape "
                   f"after SIGCONT {first_scrape_s * 1000:.0f} ms, backlog drained in "

@@ -81,6 +81,41 @@ class LifecycleTest(unittest.TestCase):
                 client.stdin.close()
                 client.wait(10)
 
+    def test_client_exec_by_a_tracked_server_before_its_fork_is_read(self):
+        """Regression (issue 8): a tracked server forks and execs a client of a watched port
+        (a shell running curl) while the agent is behind. The kernel tracks the child from
+        fork; it used to keep that entry across the exec, so the client's connect() was
+        never reported and the agent, judging the fork later, marked the client ignored:
+        its requests were lost. The agent is stopped (SIGSTOP) for the whole life of the
+        client's request to make the race certain."""
+        spawner_port, target_port = h.free_port(), h.free_port()
+        env = {"SONDE_OPEN_PORT": f"{spawner_port},{target_port}"}
+        spawner = h.Server(["python3", h.os.path.join(h.SERVERS, "spawning_server.py"),
+                            str(spawner_port)], spawner_port, name="spawning server")
+        with h.Agent(env=env) as agent, h.go_server(target_port) as target, spawner:
+            agent.wait_instrumented(target.pid)
+            agent.wait_instrumented(spawner.pid)
+            agent.proc.send_signal(signal.SIGSTOP)
+            try:
+                conn = h.RawConnection(spawner_port)
+                conn.send(h.request_bytes("GET", f"/spawn/{target_port}", close=True))
+                response = conn.read_response()
+                conn.close()
+                self.assertEqual(response.status, 200)
+                child = int(response.body)
+                # The child's request is over well before it exits (5 s after it).
+                time.sleep(1.5)
+            finally:
+                agent.proc.send_signal(signal.SIGCONT)
+            agent.wait_instrumented(child, timeout=5)
+            h.wait_until(lambda: h.metric_sum(
+                agent.metrics(), "http_client_request_duration_seconds_count",
+                server_port=target_port) == 1, 5, what="the spawned client's request counted")
+            # (The test itself is a client of the spawner, a watched port, too.)
+            spans = [s for s in agent.spans() if s["kind"] == "client" and s["pid"] == child]
+            self.assertEqual([(s["path"], s["peer_port"]) for s in spans],
+                             [("/status/200", target_port)])
+
     def test_exe_path_selector_and_service_name_from_executable(self):
         port = h.free_port()
         with h.Agent(env={"SONDE_EXECUTABLE_NAME": "go_http_server$"}) as agent:

@@ -1,6 +1,7 @@
 #include "export/otlp/otlp_transport.h"
 
 #include <curl/curl.h>
+#include <google/protobuf/stubs/logging.h>
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 #include <zlib.h>
@@ -303,6 +304,18 @@ std::optional<std::chrono::milliseconds> grpc_retry_delay(std::string_view statu
         return capped(std::chrono::milliseconds(d.seconds() * 1000 + d.nanos() / 1'000'000));
     }
     return std::nullopt;
+}
+
+void route_protobuf_logs_to_debug() {
+    google::protobuf::SetLogHandler([](google::protobuf::LogLevel level, const char* filename,
+                                       int line, const std::string& message) {
+        // FATAL aborts right after its handler returns: keep that one visible.
+        if (level == google::protobuf::LOGLEVEL_FATAL) {
+            spdlog::critical("protobuf {}:{}: {}", filename, line, message);
+        } else {
+            spdlog::debug("protobuf {}:{}: {}", filename, line, message);
+        }
+    });
 }
 
 RetryBackoff::RetryBackoff(std::chrono::milliseconds initial, std::chrono::milliseconds max,

@@ -69,6 +69,12 @@ std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view valu
 // there is none or the bytes do not parse. Capped at kMaxServerRetryDelay.
 std::optional<std::chrono::milliseconds> grpc_retry_delay(std::string_view status_details);
 
+// Protobuf writes its own complaints about what it parses (a collector's google.rpc.Status
+// with strings that are not UTF-8, ...) to stderr, one line per reply: a broken or hostile
+// collector could flood the agent's log. This sends them to the agent's log at debug level.
+// Protobuf's handler is process-wide and not thread-safe: call once, before threads start.
+void route_protobuf_logs_to_debug();
+
 // A collector may ask for long pauses, but an agent that waits an hour loses an hour of data
 // for one bad answer.
 inline constexpr std::chrono::milliseconds kMaxServerRetryDelay{std::chrono::minutes(5)};
