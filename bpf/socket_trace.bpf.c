@@ -117,7 +117,7 @@ struct ssl_socket {
 /* The socket an SSL object was last seen reading or writing ciphertext on. */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
-    __uint(max_entries, 65536);
+    __uint(max_entries, SONDE_MAX_SSL_SOCKETS);
     __type(key, struct sonde_ssl_key);
     __type(value, struct ssl_socket);
 } ssl_sockets SEC(".maps");
@@ -127,7 +127,7 @@ struct {
  * and by user space when the process that marked it is gone. */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
-    __uint(max_entries, 65536);
+    __uint(max_entries, SONDE_MAX_TLS_SOCKETS);
     __type(key, __u64);   /* struct sock * */
     __type(value, __u32); /* tgid of the process that marked it */
 } tls_sockets SEC(".maps");
@@ -140,7 +140,7 @@ struct {
  * socket_cookie until the socket is known. One per thread, for microseconds. */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
-    __uint(max_entries, 1024);
+    __uint(max_entries, SONDE_MAX_PENDING_SSL_WRITES);
     __type(key, __u64); /* pid_tgid */
     __type(value, struct sonde_data_event);
 } pending_ssl_writes SEC(".maps");

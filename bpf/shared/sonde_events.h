@@ -36,9 +36,13 @@
 /* iovecs captured per call on kernels without bpf_loop (before 5.17). */
 #define SONDE_MAX_IOVECS_WITHOUT_BPF_LOOP 8
 
-/* Map sizes, in one place. */
+/* Map sizes, in one place. The per-connection TLS maps are LRU: at their
+ * size the least recently used entry goes (a connection idle the longest). */
 #define SONDE_MAX_TRACKED_PIDS 16384
 #define SONDE_MAX_WATCHED_PORTS 1024
+#define SONDE_MAX_SSL_SOCKETS 65536        /* ssl_sockets: SSL objects in use */
+#define SONDE_MAX_TLS_SOCKETS 65536        /* tls_sockets: sockets carrying TLS */
+#define SONDE_MAX_PENDING_SSL_WRITES 1024  /* pending_ssl_writes: one per thread, briefly */
 #define SONDE_RINGBUF_BYTES (4u * 1024u * 1024u)
 
 enum sonde_event_type {

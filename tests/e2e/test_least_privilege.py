@@ -169,7 +169,8 @@ class LeastPrivilegeTest(tls.TlsTestCase):
 
                 # HTTPS first: the plain requests below come from this test process,
                 # which makes it an instrumented client, and a child it forks after that
-                # (the urllib client) can lose a race in discovery (reported separately).
+                # (the urllib client) used to lose a race in discovery (fixed since, and
+                # covered by test_lifecycle's client_exec_by_a_tracked_server test).
                 requests = urllib_client(tls_port, tls.PLAN)
                 self.assert_https_exchange(agent, tls_port, {https.pid}, requests)
 

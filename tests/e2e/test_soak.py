@@ -150,6 +150,13 @@ class SoakTest(unittest.TestCase):
                          "sonde_events_malformed_total", "sonde_parse_errors_total"):
                 self.assertEqual(h.metric_sum(samples, name), 0, name)
             self.assertGreater(h.metric_sum(samples, "sonde_spans_exported_total"), 0)
+            # The ledger balances: every request seen (server side, and hey's plaintext
+            # requests as a client of a watched port) reached an exporter.
+            seen = h.metric_sum(samples, "sonde_requests_seen_total")
+            self.assertGreaterEqual(seen, sum(completed.values()))
+            self.assertEqual(h.metric_sum(samples, "sonde_requests_exported_total"), seen)
+            self.assertEqual(h.metric_sum(samples, "sonde_requests_filtered_total"), 0)
+            self.assertNotIn("data lost", agent.logs())
             self.assertLessEqual(abs(relative), DRIFT_BOUND,
                                  f"RSS {ref} -> {end} KiB: samples {sampler.samples}")
 
