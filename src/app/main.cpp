@@ -103,6 +103,7 @@ public:
         start_metric_export();
         traces_wanted_ = span_export_ || printer_.mode() != exporter::PrinterMode::Disabled;
         const auto& prom = cfg_.prometheus_export;
+        metrics_wanted_ = metric_export_ || prom.port != 0;
         if (prom.port != 0) {
             exporter::PrometheusServerOptions popts;
             popts.bind_address = prom.address;
@@ -453,7 +454,9 @@ private:
         if (route.overflow) ++self_.routes_overflowed;
         bool exported = false;
         if (!route.ignore_in_metrics) {
-            exported = red_.record(span);
+            // Recorded whatever is configured; they leave the node only through the
+            // Prometheus endpoint or OTLP metric export.
+            exported = red_.record(span) && metrics_wanted_;
             if (otlp_red_) otlp_red_->record(span);
         }
         // Metrics-only mode: no trace context, ids or sampling for spans nobody receives.
@@ -465,11 +468,12 @@ private:
                 if (span_export_) span_export_->OnEnd(std::move(span));
             }
         }
-        // The ledger: neither exported nor ignored on purpose means a drop counter (the
-        // series cap) has it.
+        // The ledger: neither exported nor left out on purpose (an ignored route, or an
+        // unsampled span where no metric is exported) means a drop counter (the series cap)
+        // has it.
         if (exported) {
             ++self_.requests_exported;
-        } else if (route.ignore_in_metrics) {
+        } else if (route.ignore_in_metrics || !metrics_wanted_) {
             ++self_.requests_filtered;
         }
     }
@@ -499,7 +503,8 @@ private:
     std::unique_ptr<exporter::otlp::BatchSpanProcessor> span_export_;
     const exporter::otlp::ExporterStats* span_exporter_stats_ = nullptr;  // owned by span_export_
     std::unique_ptr<exporter::otlp::PeriodicMetricExporter> metric_export_;
-    bool traces_wanted_ = false;  // a span printer or span export is on
+    bool traces_wanted_ = false;   // a span printer or span export is on
+    bool metrics_wanted_ = false;  // the Prometheus endpoint or OTLP metric export is on
     std::unique_ptr<ebpf::SocketTracer> tracer_;
 };
 

@@ -34,10 +34,11 @@ constexpr SelfMetricInfo kSelfMetrics[] = {
      "Requests whose start a protocol parser saw. Each one is exported, filtered, or counted "
      "by one of the drop counters (dropped_requests, metric_series_dropped, ...)."},
     {&SelfMetrics::requests_exported, "requests_exported", MetricType::Counter,
-     "Requests that reached an exporter: recorded in the RED metrics, or handed to a span "
-     "exporter."},
+     "Requests that reached an exporter: recorded in the RED metrics of the Prometheus "
+     "endpoint or OTLP metric export, or handed to a span exporter."},
     {&SelfMetrics::requests_filtered, "requests_filtered", MetricType::Counter,
-     "Requests left out of every signal on purpose, by `routes.ignored_patterns`."},
+     "Requests left out of every signal on purpose: by `routes.ignored_patterns`, or not "
+     "sampled for traces when no metric is exported."},
     {&SelfMetrics::parse_errors_http1, "parse_errors", MetricType::Counter,
      "Protocol bytes that did not parse, by protocol; the parser resynchronised after them.",
      R"(protocol="http1")"},

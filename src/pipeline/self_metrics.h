@@ -21,7 +21,7 @@ struct SelfMetrics {
     // an exporter (recorded in the RED metrics, or a span handed to a span exporter).
     std::atomic<uint64_t> requests_seen{0};
     std::atomic<uint64_t> requests_exported{0};
-    std::atomic<uint64_t> requests_filtered{0};  // ignored_patterns: left out on purpose
+    std::atomic<uint64_t> requests_filtered{0};  // left out on purpose (ignored, unsampled)
     // Protocol bytes that did not parse, by protocol.
     std::atomic<uint64_t> parse_errors_http1{0};
     std::atomic<uint64_t> parse_errors_http2{0};

@@ -13,6 +13,8 @@ ROUTES_YAML = """routes:
   patterns:
     - /orders/{id}
     - /users/{id}/cart
+  ignored_patterns:
+    - /ping
   unmatched: heuristic
 """
 
@@ -33,8 +35,9 @@ class RoutePatternsTest(unittest.TestCase):
             with h.Agent(env={"SONDE_CONFIG_PATH": config, "SONDE_OPEN_PORT": str(port)}) as agent, \
                     h.go_server(port) as srv:
                 agent.wait_instrumented(srv.pid)
-                paths = ["/orders/123", "/orders/987", "/users/42/cart",
-                         "/items/550e8400-e29b-41d4-a716-446655440000/reviews", "/health?x=1"]
+                paths = ["/ping", "/orders/123", "/orders/987", "/users/42/cart",
+                         "/items/550e8400-e29b-41d4-a716-446655440000/reviews", "/health?x=1",
+                         "/ping"]
                 h.send_gets(port, paths)
                 agent.wait_server_requests(port, 5)
                 routes = {l["http_route"] for n, l, v in agent.metrics()
@@ -46,6 +49,16 @@ class RoutePatternsTest(unittest.TestCase):
                                if s["kind"] == "server" and s["local_port"] == port}
                 self.assertEqual(span_routes, expected)
                 self.assertNotIn("x=1", agent.metrics_text())
+                # The ledger: the ignored route's requests are filtered, not lost (this test
+                # is a client of the watched port too, so both sides may count).
+                h.wait_until(lambda: h.metric_sum(agent.metrics(),
+                                                  "sonde_requests_filtered_total") >= 2, 5,
+                             what="the two /ping requests filtered")
+                samples = agent.metrics()
+                seen, exported, filtered = (h.metric_sum(samples, f"sonde_requests_{n}_total")
+                                            for n in ("seen", "exported", "filtered"))
+                self.assertGreaterEqual(seen, 7)
+                self.assertEqual(seen, exported + filtered)
         finally:
             os.unlink(config)
 
