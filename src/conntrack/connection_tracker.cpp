@@ -21,7 +21,8 @@ struct ConnectionTracker::Connection {
     pipeline::NetEndpoint peer;
     std::shared_ptr<const pipeline::ServiceIdentity> service;
     std::unique_ptr<protocols::ProtocolHandler> handler;
-    std::string_view protocol;             // the handler's protocol, "http1"
+    // The self-metric counting the handler's parse errors (per protocol), set with it.
+    std::atomic<uint64_t>* parse_errors = nullptr;
     protocols::ProtocolStats accounted{};  // handler stats already added to the self-metrics
     uint32_t undetected_pieces = 0;
     bool opaque = false;  // not a protocol we parse: ignore its bytes
@@ -168,7 +169,7 @@ void ConnectionTracker::on_data(const ebpf::DataRecord& record) {
                 continue;
             }
             conn->handler = std::move(found.handler);
-            conn->protocol = found.protocol;
+            conn->parse_errors = &parse_errors_of(found.protocol);
         }
         conn->handler->on_data(direction, piece, scratch_exchanges_);
     }
@@ -224,13 +225,16 @@ void ConnectionTracker::emit(Connection& conn, std::vector<protocols::Exchange>&
     }
 }
 
+std::atomic<uint64_t>& ConnectionTracker::parse_errors_of(std::string_view protocol) {
+    // One counter per protocol in the self-metrics: a new protocol adds its row there.
+    return protocol == "http2" ? metrics_.parse_errors_http2 : metrics_.parse_errors_http1;
+}
+
 void ConnectionTracker::account_stats(Connection& conn) {
     if (!conn.handler) return;
     const protocols::ProtocolStats& now = conn.handler->stats();
     protocols::ProtocolStats& seen = conn.accounted;
-    // One counter per protocol in the self-metrics: a new protocol adds its row there.
-    (conn.protocol == "http2" ? metrics_.parse_errors_http2 : metrics_.parse_errors_http1) +=
-        now.parse_errors - seen.parse_errors;
+    *conn.parse_errors += now.parse_errors - seen.parse_errors;
     metrics_.lost_sync += now.lost_sync - seen.lost_sync;
     metrics_.unpaired_responses += now.unpaired_responses - seen.unpaired_responses;
     metrics_.dropped_requests += now.dropped_requests - seen.dropped_requests;

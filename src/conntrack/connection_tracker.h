@@ -7,10 +7,12 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -82,6 +84,7 @@ private:
     void close_connection(Key key, uint64_t ts_ns);
     void emit(Connection& conn, std::vector<protocols::Exchange>& exchanges);
     void account_stats(Connection& conn);
+    std::atomic<uint64_t>& parse_errors_of(std::string_view protocol);
     void evict_oldest();
 
     ConnectionTrackerOptions options_;

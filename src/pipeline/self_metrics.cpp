@@ -134,6 +134,24 @@ const SelfMetricInfo& info_of(std::atomic<uint64_t> SelfMetrics::*field) {
     return kSelfMetrics[0];  // unreachable: every field has a row (static_assert above)
 }
 
+// "sonde_<name>", with "_total" for a counter: the metric's exposed name.
+std::string exposed_name(const SelfMetricInfo& metric) {
+    std::string name = "sonde_";
+    name += metric.name;
+    if (metric.type == MetricType::Counter) name += "_total";
+    return name;
+}
+
+// A sample's name and labels, as a line of the exposition starts.
+void append_sample(const SelfMetricInfo& metric, const std::string& name, std::string& out) {
+    out += name;
+    if (!metric.labels.empty()) {
+        out += '{';
+        out += metric.labels;
+        out += '}';
+    }
+}
+
 // The help text of a labelled metric is on its first row.
 std::string_view help_of(std::string_view name) {
     for (const SelfMetricInfo& metric : kSelfMetrics) {
@@ -147,11 +165,7 @@ std::string_view help_of(std::string_view name) {
 void SelfMetrics::render_prometheus(std::string& out) const {
     std::string_view previous;
     for (const SelfMetricInfo& metric : kSelfMetrics) {
-        std::string name = "sonde_";
-        name += metric.name;
-        if (metric.type == MetricType::Counter) {
-            name += "_total";
-        }
+        const std::string name = exposed_name(metric);
         // Rows of one labelled metric are adjacent: one HELP/TYPE header for all of them.
         if (metric.name != previous) {
             out += "# HELP ";
@@ -163,12 +177,7 @@ void SelfMetrics::render_prometheus(std::string& out) const {
             out += metric.type == MetricType::Counter ? " counter\n" : " gauge\n";
         }
         previous = metric.name;
-        out += name;
-        if (!metric.labels.empty()) {
-            out += '{';
-            out += metric.labels;
-            out += '}';
-        }
+        append_sample(metric, name, out);
         out += ' ';
         out += std::to_string((this->*metric.field).load(std::memory_order_relaxed));
         out += '\n';
@@ -186,14 +195,8 @@ std::vector<std::string> DropLog::due(const SelfMetrics& metrics,
         Reported& last = reported_[i];
         if (value <= last.value || now < last.next) continue;
         const SelfMetricInfo& metric = info_of(kLossCounters[i]);
-        std::string line = "data lost: sonde_";
-        line += metric.name;
-        line += "_total";
-        if (!metric.labels.empty()) {
-            line += '{';
-            line += metric.labels;
-            line += '}';
-        }
+        std::string line = "data lost: ";
+        append_sample(metric, exposed_name(metric), line);
         line +=
             " +" + std::to_string(value - last.value) + " (total " + std::to_string(value) + "): ";
         line += help_of(metric.name);

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -112,17 +113,22 @@ class Agent:
     def wait_instrumented(self, pid, timeout=10):
         return self.wait_log(rf"instrumenting process pid={pid} ", timeout)
 
-    def wait_server_instrumented(self, server, timeout=10):
-        """Waits until every process of `server` (nginx: master and worker) is
-        instrumented, recognised by its executable in the log line."""
-        pattern = re.compile(rf"instrumenting process pid=\d+ exe=\S*{server.exe_hint}")
-        wanted = server.process_count
+    def wait_server_instrumented(self, *servers, timeout=10):
+        """Waits until every process of each of `servers` (nginx: master and worker) is
+        instrumented, recognised by its executable in the log line; servers that share an
+        executable count together."""
+        wanted = {}
+        for server in servers:
+            wanted[server.exe_hint] = wanted.get(server.exe_hint, 0) + server.process_count
 
         def enough():
             if self.proc.poll() is not None:
                 raise AssertionError(f"agent exited ({self.proc.returncode}):\n{self.logs()}")
-            return len(pattern.findall(self.logs())) >= wanted
-        return wait_until(enough, timeout, what=f"{wanted} {server.exe_hint} process(es) instrumented")
+            logs = self.logs()
+            return all(len(re.findall(rf"instrumenting process pid=\d+ exe=\S*{hint}", logs))
+                       >= n for hint, n in wanted.items())
+        what = ", ".join(f"{n} {hint} process(es)" for hint, n in wanted.items())
+        return wait_until(enough, timeout, what=f"{what} instrumented")
 
     def spans(self):
         out = []
@@ -527,6 +533,36 @@ def rss_kib(pid):
     except OSError:
         pass
     return 0
+
+
+class RssSampler(threading.Thread):
+    """Samples the VmRSS of a running process (a Popen) every `interval` seconds until
+    stopped or until the process exits: `samples` [(seconds since start, KiB)],
+    `max_kib`, and `exited` (its exit status; None while it runs)."""
+
+    def __init__(self, proc, interval):
+        super().__init__(daemon=True)
+        self.proc, self.interval = proc, interval
+        self.samples, self.exited = [], None
+        self.stop_event = threading.Event()
+        self.start_time = time.monotonic()
+
+    @property
+    def max_kib(self):
+        return max((kib for _, kib in self.samples), default=0)
+
+    def run(self):
+        while True:
+            if self.proc.poll() is not None:
+                self.exited = self.proc.returncode
+                return
+            self.samples.append((time.monotonic() - self.start_time, rss_kib(self.proc.pid)))
+            if self.stop_event.wait(self.interval):
+                return
+
+    def stop(self):
+        self.stop_event.set()
+        self.join(5)
 
 
 def bpf_object_ids(pid):

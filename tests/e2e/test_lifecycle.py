@@ -2,6 +2,7 @@
 (kernel map entries too), shutdown leaves no program behind, and a run
 without privileges says which capabilities are missing."""
 
+import os
 import signal
 import subprocess
 import time
@@ -90,7 +91,7 @@ class LifecycleTest(unittest.TestCase):
         client's request to make the race certain."""
         spawner_port, target_port = h.free_port(), h.free_port()
         env = {"SONDE_OPEN_PORT": f"{spawner_port},{target_port}"}
-        spawner = h.Server(["python3", h.os.path.join(h.SERVERS, "spawning_server.py"),
+        spawner = h.Server(["python3", os.path.join(h.SERVERS, "spawning_server.py"),
                             str(spawner_port)], spawner_port, name="spawning server")
         with h.Agent(env=env) as agent, h.go_server(target_port) as target, spawner:
             agent.wait_instrumented(target.pid)

@@ -53,34 +53,6 @@ SLOWLORIS_LIMIT_S = 5.0  # PrometheusServerOptions::request_timeout_ms
 IDLE_CONNECTIONS = 300  # PrometheusServerOptions::max_connections is 64
 
 
-def vm_rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-class Sampler(threading.Thread):
-    """Samples the agent's VmRSS and liveness every 100 ms until stopped."""
-
-    def __init__(self, agent):
-        super().__init__(daemon=True)
-        self.agent, self.max_kb, self.exited = agent, 0, None
-        self.stop_event = threading.Event()
-
-    def run(self):
-        while not self.stop_event.wait(0.1):
-            if self.agent.proc.poll() is not None:
-                self.exited = self.agent.proc.returncode
-                return
-            self.max_kb = max(self.max_kb, vm_rss_kb(self.agent.proc.pid))
-
-    def stop(self):
-        self.stop_event.set()
-        self.join(5)
-
-
 def send_counting(port, data, linger_recv=True):
     """Sends `data` on a new connection to the Prometheus port as far as the
     server takes it; returns (bytes the kernel accepted, what came back)."""
@@ -204,9 +176,9 @@ class RandomBytesTest(unittest.TestCase):
             h.wait_until(lambda: h.metric_sum(agent.metrics(), "sonde_tls_libraries_probed") > 0,
                          10, what="libssl probed")
             time.sleep(1)  # the idle agent settles
-            idle_kb = vm_rss_kb(agent.proc.pid)
+            idle_kb = h.rss_kib(agent.proc.pid)
             before = agent.metrics()
-            sampler = Sampler(agent)
+            sampler = h.RssSampler(agent.proc, 0.1)
             sampler.start()
             started = time.monotonic()
 
@@ -240,10 +212,10 @@ class RandomBytesTest(unittest.TestCase):
             self.assertIsNone(agent.proc.poll())
             written["prometheus"] = attack.written
             total_mb = sum(written.values()) / (1 << 20)
-            growth_mb = (sampler.max_kb - idle_kb) / 1024
+            growth_mb = (sampler.max_kib - idle_kb) / 1024
             print(f"\n  garbage: {total_mb:.1f} MB in {garbage_seconds:.1f} s "
                   f"({', '.join(f'{k} {v / (1 << 20):.1f} MB' for k, v in written.items())}); "
-                  f"VmRSS idle {idle_kb / 1024:.1f} MB, max {sampler.max_kb / 1024:.1f} MB "
+                  f"VmRSS idle {idle_kb / 1024:.1f} MB, max {sampler.max_kib / 1024:.1f} MB "
                   f"(+{growth_mb:.1f} MB, bound +{RSS_GROWTH_BOUND_MB} MB); "
                   f"slowloris dropped after {attack.slowloris_closed_after:.1f} s; "
                   f"slowest scrape {max(attack.scrape_times, default=0):.2f} s "

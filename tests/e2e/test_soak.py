@@ -23,7 +23,6 @@ import os
 import re
 import statistics
 import subprocess
-import threading
 import time
 import unittest
 
@@ -60,20 +59,6 @@ def hey_counts(output):
     return codes, errors
 
 
-class RssSampler(threading.Thread):
-    def __init__(self, pid):
-        super().__init__(daemon=True)
-        self.pid, self.samples = pid, []  # (seconds since start, KiB)
-        self.stop_event = threading.Event()
-        self.start_time = time.monotonic()
-
-    def run(self):
-        while True:
-            self.samples.append((time.monotonic() - self.start_time, h.rss_kib(self.pid)))
-            if self.stop_event.wait(SAMPLE_S):
-                return
-
-
 def drift(samples, duration):
     """(reference KiB, final KiB, relative drift) as the module docstring defines them."""
     warm_up = max(30.0, 0.15 * duration)
@@ -99,14 +84,11 @@ class SoakTest(unittest.TestCase):
                "OTEL_METRIC_EXPORT_INTERVAL": "5000"}
         with h.Agent(env=env) as agent, h.nginx_server(plain_port) as plain, \
                 h.https_nginx_server(tls_port, cert, key) as tls:
-            # Master and worker of each nginx: four processes.
-            h.wait_until(lambda: len(re.findall(r"instrumenting process pid=\d+ exe=\S*nginx",
-                                                agent.logs())) >= 4, 20,
-                         what="both nginx instrumented")
+            agent.wait_server_instrumented(plain, tls, timeout=20)
             kernel = KernelFilter(agent)
             idle_maps = kernel.per_connection()
 
-            sampler = RssSampler(agent.proc.pid)
+            sampler = h.RssSampler(agent.proc, SAMPLE_S)
             sampler.start()
             clients = []
             for name, over_tls, keep_alive, workers, rate in LOADS:
@@ -117,8 +99,7 @@ class SoakTest(unittest.TestCase):
             for name, port, proc in clients:
                 out, _ = proc.communicate(timeout=SOAK_S + 120)
                 outputs[name] = (port, out)
-            sampler.stop_event.set()
-            sampler.join()
+            sampler.stop()
 
             completed = {plain_port: 0, tls_port: 0}
             for name, (port, out) in outputs.items():
@@ -134,7 +115,7 @@ class SoakTest(unittest.TestCase):
             time.sleep(1)
             samples = agent.metrics()
             ref, end, relative = drift(sampler.samples, SOAK_S)
-            peak = max(kib for _, kib in sampler.samples)
+            peak = sampler.max_kib
             print(f"\n  soak {SOAK_S:.0f}s: {sum(completed.values())} requests "
                   f"({sum(completed.values()) / SOAK_S:.0f}/s; plain {completed[plain_port]}, "
                   f"TLS {completed[tls_port]}); RSS reference {ref / 1024:.1f} MB, final "
