@@ -14,7 +14,15 @@ Role role_of_request_direction(Direction direction) {
 }
 
 Detection detect_http1(Direction direction, std::span<const uint8_t> bytes, Role known_role) {
-    if (!http1::looks_like_message_start(bytes, /*is_request=*/true)) return {};
+    if (!http1::looks_like_message_start(bytes, /*is_request=*/true)) {
+        // A client's response can reach the agent before the request that asked for it
+        // (the handler pairs them: see its EarlyResponse); the connection's role says
+        // which side it is on.
+        if (known_role == Role::Client && direction == Direction::Ingress &&
+            http1::looks_like_message_start(bytes, /*is_request=*/false))
+            return {http1::make_handler(Role::Client), "http1"};
+        return {};
+    }
     const Role implied = role_of_request_direction(direction);
     // A request flowing the wrong way for the known role is not HTTP we can pair.
     if (known_role != Role::Unknown && known_role != implied) return {};

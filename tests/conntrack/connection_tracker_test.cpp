@@ -53,6 +53,17 @@ protected:
         tracker_.set_process(id);
     }
     void feed(const RecordBuilder& b) { tracker_.on_data(b.record()); }
+    // The record of a connect() that made `fd` a client socket.
+    void open_client(int fd, uint64_t cookie) {
+        sonde_conn_event open{};
+        open.hdr.type = SONDE_EVENT_CONN_OPEN;
+        open.hdr.pid = kPid;
+        open.hdr.proc_start_ns = 77;
+        open.fd = fd;
+        open.role = SONDE_ROLE_CLIENT;
+        open.socket_cookie = cookie;
+        tracker_.on_connection(open);
+    }
 
     pipeline::SelfMetrics metrics_;
     std::vector<pipeline::Span> spans_;
@@ -80,14 +91,7 @@ TEST_F(TrackerTest, ServerExchangeBecomesSpanWithTupleAndTiming) {
 }
 
 TEST_F(TrackerTest, ClientRoleFromConnectAndFdReuseStartsNewConnection) {
-    sonde_conn_event open{};
-    open.hdr.type = SONDE_EVENT_CONN_OPEN;
-    open.hdr.pid = kPid;
-    open.hdr.proc_start_ns = 77;
-    open.fd = 9;
-    open.role = SONDE_ROLE_CLIENT;
-    open.socket_cookie = 0x1;
-    tracker_.on_connection(open);
+    open_client(9, 0x1);
     feed({9, SONDE_DIR_EGRESS, "GET /a HTTP/1.1\r\nHost: b\r\n\r\n", 10, 20, 0x1});
     // The fd is reused for another socket before the response came: the old
     // stream is over and its pending request must not pair with this response.
@@ -101,6 +105,22 @@ TEST_F(TrackerTest, ClientRoleFromConnectAndFdReuseStartsNewConnection) {
     EXPECT_EQ(spans_[0].path, "/b");
     EXPECT_EQ(spans_[0].start_mono_ns, 50u);  // egress: request starts at write entry
     EXPECT_EQ(spans_[0].end_mono_ns, 80u);
+}
+
+TEST_F(TrackerTest, ClientResponseRecordBeforeItsRequestRecordStillPairs) {
+    open_client(9, 0xabc);
+    // A Go client: the response's read (another thread) returned at 40, before the
+    // write that sent the request (entered at 10) returned at 50 and was reported.
+    feed({9, SONDE_DIR_INGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 30, 40});
+    EXPECT_TRUE(spans_.empty());
+    feed({9, SONDE_DIR_EGRESS, "GET /a HTTP/1.1\r\nHost: b\r\n\r\n", 10, 50});
+    ASSERT_EQ(spans_.size(), 1u);
+    EXPECT_EQ(spans_[0].kind, pipeline::SpanKind::Client);
+    EXPECT_EQ(spans_[0].path, "/a");
+    EXPECT_EQ(spans_[0].start_mono_ns, 10u);
+    EXPECT_EQ(spans_[0].end_mono_ns, 40u);
+    EXPECT_EQ(metrics_.unpaired_responses.load(), 0u);
+    EXPECT_EQ(metrics_.connections_unrecognized.load(), 0u);
 }
 
 TEST_F(TrackerTest, NonHttpConnectionIsIgnoredAfterDetectionBudget) {

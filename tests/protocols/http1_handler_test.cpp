@@ -427,6 +427,81 @@ TEST(Http1Handler, ClientRole) {
     expect_clean(c.stats());
 }
 
+// A client writing and reading on different threads (Go) can have its response's
+// read reach the agent before the write that sent the request: the pair is
+// restored when the request was sent before the response began.
+TEST(Http1Handler, ClientResponseRecordArrivingBeforeItsRequestIsPaired) {
+    Conn c(Role::Client);
+    c.egress("GET /first HTTP/1.1\r\n\r\n", 10, 20);
+    c.ingress(kOk, 30, 40);
+    // Request 2's write entered at 50 and returned at 90; its response's read
+    // returned at 70 and was delivered first.
+    c.ingress("HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nnop", 60, 70);
+    EXPECT_EQ(c.exchanges.size(), 1u);
+    c.egress(
+        "POST /second HTTP/1.1\r\nHost: h\r\ntraceparent: "
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n"
+        "Content-Length: 5\r\n\r\nhello",
+        50, 90);
+    ASSERT_EQ(c.exchanges.size(), 2u);
+    const Exchange& ex = c.exchanges[1];
+    EXPECT_EQ(ex.method, "POST");
+    EXPECT_EQ(ex.path, "/second");
+    EXPECT_EQ(ex.host, "h");
+    EXPECT_EQ(ex.traceparent, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    EXPECT_EQ(ex.status, 404);
+    EXPECT_EQ(ex.request_body_bytes, 5u);
+    EXPECT_EQ(ex.response_body_bytes, 3u);
+    EXPECT_EQ(ex.role, Role::Client);
+    expect_times(ex, 50, 90, 70, 70);
+    // The connection goes on in order.
+    c.egress("GET /third HTTP/1.1\r\n\r\n", 100, 110);
+    c.ingress(kOk, 120, 130);
+    ASSERT_EQ(c.exchanges.size(), 3u);
+    EXPECT_EQ(c.exchanges[2].path, "/third");
+    EXPECT_EQ(c.exchanges[2].status, 200);
+    c.close(200);
+    expect_clean(c.stats());
+}
+
+TEST(Http1Handler, ClientResponseBeforeAnyRequestOfItsConnectionIsPaired) {
+    Conn c(Role::Client);
+    c.ingress("HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n", 30, 40);
+    c.ingress("2\r\nok\r\n0\r\n\r\n", 41, 45);
+    c.egress("PUT /made HTTP/1.1\r\n\r\n", 10, 50);
+    ASSERT_EQ(c.exchanges.size(), 1u);
+    EXPECT_EQ(c.exchanges[0].path, "/made");
+    EXPECT_EQ(c.exchanges[0].status, 201);
+    EXPECT_EQ(c.exchanges[0].response_body_bytes, 2u);
+    expect_times(c.exchanges[0], 10, 50, 40, 45);
+    expect_clean(c.stats());
+}
+
+TEST(Http1Handler, ClientResponseWithNoRequestSentBeforeItStaysUnpaired) {
+    Conn c(Role::Client);
+    c.ingress(kOk, 30, 40);
+    // Sent after the response had arrived: not its request.
+    c.egress("GET /later HTTP/1.1\r\n\r\n", 50, 60);
+    EXPECT_TRUE(c.exchanges.empty());
+    EXPECT_EQ(c.stats().unpaired_responses, 1u);
+    c.ingress("HTTP/1.1 204 No Content\r\n\r\n", 70, 80);
+    ASSERT_EQ(c.exchanges.size(), 1u);
+    EXPECT_EQ(c.exchanges[0].path, "/later");
+    EXPECT_EQ(c.exchanges[0].status, 204);
+    EXPECT_EQ(c.stats().unpaired_responses, 1u);
+    EXPECT_EQ(c.stats().dropped_requests, 0u);
+}
+
+TEST(Http1Handler, HeldClientResponseIsUnpairedWhenAnotherArrivesOrTheConnectionCloses) {
+    Conn c(Role::Client);
+    c.ingress(kOk, 30, 40);
+    c.ingress(kOk, 50, 60);
+    EXPECT_EQ(c.stats().unpaired_responses, 1u);
+    c.close(100);
+    EXPECT_TRUE(c.exchanges.empty());
+    EXPECT_EQ(c.stats().unpaired_responses, 2u);
+}
+
 TEST(Http1Handler, UnknownRoleBecomesClientFromFirstEgressRequest) {
     Conn c(Role::Unknown);
     // A response seen first (connection picked up midway) must not be taken

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstring>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -159,6 +160,9 @@ struct Stream {
     // Responses only.
     int status = 0;
     bool interim = false;
+    // Nothing was pending when it began, on a client connection: its request may
+    // still be on its way (see EarlyResponse).
+    bool early = false;
     bool ends_parsing = false;  // 101 or a CONNECT tunnel: the bytes after it are not HTTP/1
 };
 
@@ -205,6 +209,7 @@ public:
         if (!opaque_ && responses_.phase == Phase::UntilClose) {
             finish_message(responses_, responses_.last_ns, out);
         }
+        if (std::exchange(early_, std::nullopt)) ++stats_.unpaired_responses;
         stats_.dropped_requests += pending_.size();
         pending_.clear();
     }
@@ -235,6 +240,8 @@ private:
     void finish_message(Stream& s, uint64_t end_ns, std::vector<Exchange>& out);
     void emit_exchange(Stream& response, uint64_t end_ns, std::vector<Exchange>& out);
     void record_request_progress(const Stream& s);
+    bool answer_with_early_response(const Stream& s, const MessageHead& head,
+                                    const StreamPiece& piece, std::vector<Exchange>& out);
     void discard_oldest_request();
     void fail(Stream& s, Failure failure);
 
@@ -252,6 +259,19 @@ private:
     ProtocolStats stats_;
     // Every head of the connection is parsed into this one result.
     HeadParseResult parsed_;
+
+    // A client's response that arrived with no request pending. A client that writes
+    // and reads a connection on different threads (Go) can have its response's read
+    // return, and reach the ring, before the write that sent the request has
+    // returned: the request's record comes second. The next request is paired with
+    // it when it was sent before the response began; otherwise it was unpaired.
+    struct EarlyResponse {
+        int status = 0;
+        uint64_t start_ns = 0;
+        uint64_t end_ns = 0;
+        uint64_t body_bytes = 0;
+    };
+    std::optional<EarlyResponse> early_;
 };
 
 void Http1ConnectionHandler::feed(Stream& s, Direction direction, const StreamPiece& piece,
@@ -602,6 +622,11 @@ void Http1ConnectionHandler::end_chunk_size_line(Stream& s) {
 void Http1ConnectionHandler::on_request_head(Stream& s, MessageHead& head, const StreamPiece& piece,
                                              std::vector<Exchange>& out) {
     s.paired = false;
+    if (early_ && answer_with_early_response(s, head, piece, out)) {
+        // Its body, if any, is read through; nothing is waiting for it.
+        start_body(s, body_framing(head), head, piece, out);
+        return;
+    }
     if (pending_.full()) {
         ++stats_.dropped_requests;
         ++dropped_at_tail_;
@@ -633,6 +658,7 @@ void Http1ConnectionHandler::on_response_head(Stream& s, const MessageHead& head
     s.status = head.status;
     s.interim = head.status >= 100 && head.status < 200 && head.status != 101;
     s.paired = false;
+    s.early = false;
     // The request this answers: the oldest one not yet answered, unless an
     // overflow drop sits before it (then the method is unknown).
     const PendingRequest* request = nullptr;
@@ -647,6 +673,8 @@ void Http1ConnectionHandler::on_response_head(Stream& s, const MessageHead& head
             --pending_.front().dropped_before;
         } else if (dropped_at_tail_ > 0) {
             --dropped_at_tail_;
+        } else if (role_ == Role::Client) {
+            s.early = true;
         } else {
             ++stats_.unpaired_responses;
         }
@@ -694,9 +722,43 @@ void Http1ConnectionHandler::finish_message(Stream& s, uint64_t end_ns,
         return;
     }
     if (s.interim) return;
-    if (s.paired) emit_exchange(s, end_ns, out);
+    if (s.paired) {
+        emit_exchange(s, end_ns, out);
+    } else if (s.early) {
+        if (early_) ++stats_.unpaired_responses;  // the one held before never found its request
+        early_ = EarlyResponse{s.status, s.start_ns, end_ns, s.body_bytes};
+    }
     s.paired = false;
+    s.early = false;
     if (s.ends_parsing) opaque_ = true;
+}
+
+// True when the request whose head this is was answered by the held early response.
+bool Http1ConnectionHandler::answer_with_early_response(const Stream& s, const MessageHead& head,
+                                                        const StreamPiece& piece,
+                                                        std::vector<Exchange>& out) {
+    const EarlyResponse early = *std::exchange(early_, std::nullopt);
+    // Sent before the response began, with nothing queued ahead of it.
+    if (s.start_ns > early.start_ns || !pending_.empty() || dropped_at_tail_ > 0) {
+        ++stats_.unpaired_responses;
+        return false;
+    }
+    Exchange& ex = out.emplace_back();
+    ex.method = head.method;
+    ex.path.assign(path_of_target(head.target));
+    ex.protocol_version.assign({'1', '.', static_cast<char>('0' + head.version_minor)});
+    ex.status = early.status;
+    ex.request_start_ns = s.start_ns;
+    ex.request_end_ns = piece.ts_exit_ns;
+    ex.response_start_ns = early.start_ns;
+    ex.response_end_ns = early.end_ns;
+    ex.request_body_bytes = head.content_length.value_or(0);
+    ex.response_body_bytes = early.body_bytes;
+    ex.host = head.host;
+    ex.traceparent = head.traceparent;
+    ex.tracestate = head.tracestate;
+    ex.role = role_;
+    return true;
 }
 
 void Http1ConnectionHandler::emit_exchange(Stream& response, uint64_t end_ns,
@@ -771,9 +833,14 @@ void Http1ConnectionHandler::fail(Stream& s, Failure failure) {
         // messages hides the start of the next response). Dropping that request
         // keeps later responses paired with the right ones.
         const bool in_head = s.phase == Phase::Idle || s.phase == Phase::Head;
-        if (in_head || s.paired) discard_oldest_request();
+        if (s.early) {
+            ++stats_.unpaired_responses;
+        } else if (in_head || s.paired) {
+            discard_oldest_request();
+        }
     }
     s.paired = false;
+    s.early = false;
     s.phase = Phase::Seeking;
     s.head_buffer.clear();
     s.block_bytes = 0;
