@@ -24,6 +24,12 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* Weak: unresolved on kernels without it, where has_rdonly_cast keeps the
+ * calls in dead code the verifier removes. */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+#define kernel__cast(addr, type) \
+    ((type *)bpf_rdonly_cast((const void *)(addr), bpf_core_type_id_kernel(type)))
+
 #define AF_INET 2
 #define AF_INET6 10
 #define SOCK_STREAM 1
@@ -38,6 +44,11 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u32 capture_limit = SONDE_MAX_CAPTURE; /* <= SONDE_MAX_CAPTURE */
 /* bpf_loop exists (Linux 5.17+): probed by user space before load. */
 const volatile bool has_bpf_loop = false;
+/* bpf_rdonly_cast exists (Linux 6.2+): probed by user space before load. It
+ * turns a kernel address into a read-only BTF pointer whose fields are read
+ * with plain loads the JIT guards against faults, instead of one helper call
+ * per field: the socket behind an fd is found on every data syscall. */
+const volatile bool has_rdonly_cast = false;
 const volatile __u32 agent_pid = 0;                     /* never report the agent itself */
 const volatile __u64 wakeup_bytes = SONDE_RINGBUF_BYTES / 4;
 const volatile __u32 bench_stage = SONDE_BENCH_STAGE_FULL; /* enum sonde_bench_stage */
@@ -289,6 +300,15 @@ static __always_inline bool sock_head__contiguous(void)
 
 static __always_inline int sock_head__read(struct sock *sk, struct sock_head *h)
 {
+    if (has_rdonly_cast) {
+        struct sock *s = kernel__cast(sk, struct sock);
+        h->daddr = s->__sk_common.skc_daddr;
+        h->rcv_saddr = s->__sk_common.skc_rcv_saddr;
+        h->dport = s->__sk_common.skc_dport;
+        h->num = s->__sk_common.skc_num;
+        h->family = s->__sk_common.skc_family;
+        return 0;
+    }
     if (sock_head__contiguous())
         return bpf_probe_read_kernel(h, sizeof(*h), &sk->__sk_common.skc_daddr);
     h->daddr = BPF_CORE_READ(sk, __sk_common.skc_daddr);
@@ -302,6 +322,10 @@ static __always_inline int sock_head__read(struct sock *sk, struct sock_head *h)
 /* sk_protocol and sk_type, in one copy where they are adjacent u16s (5.6+). */
 static __always_inline bool sock__is_tcp_stream(struct sock *sk)
 {
+    if (has_rdonly_cast) {
+        struct sock *s = kernel__cast(sk, struct sock);
+        return s->sk_protocol == IPPROTO_TCP && s->sk_type == SOCK_STREAM;
+    }
     if (bpf_core_field_size(struct sock, sk_protocol) == 2 &&
         bpf_core_field_offset(struct sock, sk_type) ==
             bpf_core_field_offset(struct sock, sk_protocol) + 2) {
@@ -333,13 +357,22 @@ static __always_inline struct sock *sock__from_fd(int fd, struct sock_head *head
     struct file *file = NULL;
     if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
         return NULL;
-    umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
-    if ((mode & S_IFMT) != S_IFSOCK)
-        return NULL;
-    struct socket *socket = BPF_CORE_READ(file, private_data);
-    if (!socket)
-        return NULL;
-    struct sock *sk = BPF_CORE_READ(socket, sk);
+    struct sock *sk = NULL;
+    if (has_rdonly_cast) {
+        struct file *f = kernel__cast(file, struct file);
+        if ((f->f_inode->i_mode & S_IFMT) != S_IFSOCK)
+            return NULL;
+        struct socket *socket = kernel__cast(f->private_data, struct socket);
+        sk = (struct sock *)(unsigned long)socket->sk;
+    } else {
+        umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
+        if ((mode & S_IFMT) != S_IFSOCK)
+            return NULL;
+        struct socket *socket = BPF_CORE_READ(file, private_data);
+        if (!socket)
+            return NULL;
+        sk = BPF_CORE_READ(socket, sk);
+    }
     if (!sk || sock_head__read(sk, head))
         return NULL;
     if (head->family != AF_INET && head->family != AF_INET6)

@@ -88,6 +88,7 @@ public:
         tracer_options.capture_bytes = cfg_.capture_bytes;
         tracer_options.agent_pid = uint32_t(getpid());
         tracer_options.force_raw_tracepoints = cfg_.force_raw_tracepoints;
+        tracer_options.force_helper_reads = cfg_.force_helper_reads;
         tracer_options.bench_stage = bench_stage(cfg_.benchmark_kernel_stage);
         if (tracer_options.bench_stage != SONDE_BENCH_STAGE_FULL)
             spdlog::warn("benchmark_kernel_stage={}: measuring only, no records are produced",
@@ -694,6 +695,20 @@ int main(int argc, char** argv) {
         }
         spdlog::warn("missing capabilities, running without them (enforce_sys_caps: false): {}",
                      ebpf::describe_missing(caps));
+    }
+    if (!loaded->config.force_raw_tracepoints) {
+        // Still one thread here, as unshare() needs.
+        const ebpf::PrivateTracefs tracefs = ebpf::mount_private_tracefs();
+        if (tracefs.mounted)
+            spdlog::info(
+                "tracefs was not mounted: mounted it in the agent's own mount namespace (the "
+                "host's mounts are unchanged) to attach per-syscall tracepoints");
+        else if (!tracefs.problem.empty())
+            spdlog::warn(
+                "tracefs is not mounted and the agent could not mount it ({}; it needs "
+                "CAP_SYS_ADMIN): raw syscall tracepoints instead, which run for every syscall "
+                "on the host",
+                tracefs.problem);
     }
     if (!ebpf::kernel_btf_available()) {
         spdlog::error(

@@ -290,6 +290,13 @@ int main(int argc, char** argv) {
         return 1;
     }
     libbpf_set_print(libbpf_log);
+    // The same hooks as Sonde's: tracefs mounted privately where Sonde would.
+    if (!cli->force_raw_tracepoints) {
+        const ebpf::PrivateTracefs tracefs = ebpf::mount_private_tracefs();
+        if (!tracefs.problem.empty())
+            std::fprintf(stderr, "%s: tracefs not mounted, not mountable: %s\n", kProgram,
+                         tracefs.problem.c_str());
+    }
     try {
         ProbeFloor floor(cli->force_raw_tracepoints);
         for (uint32_t pid : cli->pids) floor.track_pid(pid);

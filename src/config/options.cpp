@@ -833,6 +833,11 @@ std::vector<OptionSpec> make_table() {
     t.push_back(option("force_raw_tracepoints", env("FORCE_RAW_TRACEPOINTS"),
                        "Use raw syscall tracepoints even when tracefs is mounted.",
                        SONDE_FIELD(force_raw_tracepoints), BoolCodec{}));
+    t.push_back(option("force_helper_reads", env("FORCE_HELPER_READS"),
+                       "Read kernel socket fields with one helper call each even where the "
+                       "kernel offers `bpf_rdonly_cast` (Linux 6.2+), as older kernels do: for "
+                       "comparing the two paths, slower.",
+                       SONDE_FIELD(force_helper_reads), BoolCodec{}));
     t.push_back(option("enforce_sys_caps", env("ENFORCE_SYS_CAPS"),
                        "What a missing Linux capability does at start (`docs/security.md` lists "
                        "each one and why): `true` ends the agent with status 1 and an error "

@@ -1,11 +1,17 @@
 #include "ebpf/kernel_features.h"
 
+#include <bpf/btf.h>
 #include <linux/capability.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
+#include <memory>
 
 namespace sonde::ebpf {
 
@@ -16,6 +22,36 @@ std::string find_tracefs_with_syscalls() {
             return root;
     }
     return {};
+}
+
+PrivateTracefs mount_private_tracefs() {
+    PrivateTracefs result;
+    if (!find_tracefs_with_syscalls().empty()) return result;
+    auto failed = [&](const char* step) {
+        result.problem = std::string(step) + ": " + std::strerror(errno);
+        return result;
+    };
+    if (unshare(CLONE_NEWNS) != 0) return failed("unshare(CLONE_NEWNS)");
+    // The copy of "/" may share mount events with the host's: receive theirs,
+    // send none, so that the mount below stays in this namespace.
+    if (mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0)
+        return failed("making the mounts of the agent's namespace slaves");
+    if (mount("tracefs", "/sys/kernel/tracing", "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              nullptr) != 0)
+        return failed("mount tracefs on /sys/kernel/tracing");
+    if (find_tracefs_with_syscalls().empty()) {
+        result.problem = "the mounted tracefs has no syscall events (CONFIG_FTRACE_SYSCALLS=n)";
+        return result;
+    }
+    result.mounted = true;
+    return result;
+}
+
+bool kernel_has_kfunc(const char* name) {
+    // libbpf parses the kernel's BTF again at load; this parse is freed here.
+    std::unique_ptr<btf, decltype(&btf__free)> vmlinux(btf__load_vmlinux_btf(), &btf__free);
+    if (!vmlinux) return false;
+    return btf__find_by_name_kind(vmlinux.get(), name, BTF_KIND_FUNC) > 0;
 }
 
 bool kernel_btf_available(const std::string& path) {

@@ -13,6 +13,21 @@ namespace sonde::ebpf {
 // none is mounted (per-syscall tracepoints then cannot be attached).
 std::string find_tracefs_with_syscalls();
 
+// With no tracefs mounted, per-syscall tracepoints cannot be attached and the raw
+// syscall tracepoints, which run for every syscall of every process on the host,
+// are used instead. This mounts tracefs in a mount namespace of the agent's own
+// (the host's mount table does not change). Call it while the process has a
+// single thread (unshare(CLONE_NEWNS) refuses otherwise); it needs CAP_SYS_ADMIN.
+struct PrivateTracefs {
+    bool mounted = false;  // by this call; false also when one was already mounted
+    std::string problem;   // why it was not, when none is mounted; empty otherwise
+};
+PrivateTracefs mount_private_tracefs();
+
+// The running kernel's BTF declares kfunc `name` (e.g. "bpf_rdonly_cast"). False
+// when the BTF cannot be read.
+bool kernel_has_kfunc(const char* name);
+
 bool kernel_btf_available(const std::string& path = "/sys/kernel/btf/vmlinux");
 
 // A capability Sonde needs in its effective set, and why (docs/security.md

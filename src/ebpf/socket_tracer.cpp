@@ -116,6 +116,10 @@ SocketTracer::SocketTracer(const SocketTracerOptions& options, RecordHandler on_
     skel_->rodata->has_bpf_loop =
         libbpf_probe_bpf_helper(BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_FUNC_loop, nullptr) == 1;
 
+    // Socket fields by plain guarded loads where the kernel can cast (6.2+).
+    skel_->rodata->has_rdonly_cast =
+        !options.force_helper_reads && kernel_has_kfunc("bpf_rdonly_cast");
+
     // Decided before load: a program is loaded for one way of attaching.
     tls_multi_links_ = uprobe_multi_links_supported();
 
@@ -148,13 +152,15 @@ SocketTracer::SocketTracer(const SocketTracerOptions& options, RecordHandler on_
                                  this, nullptr));
     if (!ring_) fail("ring buffer setup", errno);
 
-    spdlog::info("eBPF programs attached: syscall hooks via {}; TLS uprobes via {}",
-                 family_ == SyscallHookFamily::Tracepoints
-                     ? "per-syscall tracepoints (tracefs mounted)"
-                     : "raw syscall tracepoints (tracefs not mounted)",
-                 tls_multi_links_ ? "uprobe_multi links"
-                                  : "perf events (no uprobe_multi links here; with the fix for "
-                                    "CVE-2025-38466 these need CAP_SYS_ADMIN)");
+    spdlog::info(
+        "eBPF programs attached: syscall hooks via {}; socket fields read {}; TLS "
+        "uprobes via {}",
+        family_ == SyscallHookFamily::Tracepoints ? "per-syscall tracepoints (tracefs mounted)"
+                                                  : "raw syscall tracepoints (tracefs not mounted)",
+        skel_->rodata->has_rdonly_cast ? "by guarded loads (bpf_rdonly_cast)" : "by helper calls",
+        tls_multi_links_ ? "uprobe_multi links"
+                         : "perf events (no uprobe_multi links here; with the fix for "
+                           "CVE-2025-38466 these need CAP_SYS_ADMIN)");
 }
 
 SocketTracer::~SocketTracer() = default;

@@ -29,6 +29,9 @@ struct SocketTracerOptions {
     uint32_t agent_pid = 0;
     // Unset: tracepoints when tracefs is mounted, raw tracepoints otherwise.
     bool force_raw_tracepoints = false;
+    // Read socket fields with helper calls even where bpf_rdonly_cast exists
+    // (the path of kernels before 6.2; for testing it here).
+    bool force_helper_reads = false;
     // enum sonde_bench_stage: how far data records get (measurement only).
     uint32_t bench_stage = SONDE_BENCH_STAGE_FULL;
 };

@@ -633,35 +633,69 @@ class FaultAgentKilledTest(unittest.TestCase):
 # ---- f. neither tracefs nor debugfs mounted
 
 # Unmounts every tracefs and debugfs of a private mount namespace, deepest first,
-# checks that none is left, then runs the agent.
+# checks that none is left, then runs the agent (with the arguments after it).
 UNMOUNT_TRACEFS = r"""
 mounted() { awk '$3 == "tracefs" || $3 == "debugfs" { print $2 }' /proc/self/mounts; }
 while m=$(mounted | sort -r | head -n 1) && [ -n "$m" ]; do umount -l "$m" || exit 97; done
 for root in /sys/kernel/tracing /sys/kernel/debug/tracing; do
   [ -e "$root/events/syscalls" ] && exit 98
 done
-exec "$0"
+exec "$0" "$@"
 """
 
 
+def mount_kinds(pid):
+    with open(f"/proc/{pid}/mounts") as f:
+        return [line.split()[2] for line in f]
+
+
 class FaultTracefsUnmountedTest(unittest.TestCase):
-    def test_raw_syscall_tracepoints_without_tracefs_or_debugfs(self):
+    """No tracefs mounted: a root agent mounts one in a mount namespace of its own (the
+    namespace it was started in keeps none) and attaches per-syscall tracepoints; without
+    CAP_SYS_ADMIN it cannot, says why, and falls back to raw syscall tracepoints. Either
+    way every request is counted."""
+
+    def run_without_tracefs(self, then, expected_logs, env=None):
         port = h.free_port()
         srv = private_go_server(self, port).start()
-        wrapper = ["unshare", "-m", "--propagation", "private", "sh", "-c", UNMOUNT_TRACEFS]
-        with h.Agent(env={"SONDE_EXECUTABLE_NAME": srv.selector}, wrapper=wrapper) as agent:
-            with open(f"/proc/{agent.proc.pid}/mounts") as f:
-                kinds = {line.split()[2] for line in f}
-            self.assertNotIn("tracefs", kinds)
-            self.assertNotIn("debugfs", kinds)
-            self.assertIn("syscall hooks via raw syscall tracepoints (tracefs not mounted)",
-                          agent.logs())
+        wrapper = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                   UNMOUNT_TRACEFS] + then
+        env = dict(env or {}, SONDE_EXECUTABLE_NAME=srv.selector)
+        with h.Agent(env=env, wrapper=wrapper) as agent:
+            for expected in expected_logs:
+                self.assertIn(expected, agent.logs())
             agent.wait_instrumented(srv.pid)
             h.send_gets(port, ["/status/200", "/status/500", "/chunked/5000", "/bytes/10"])
             agent.wait_server_requests(port, 4)
             time.sleep(0.3)
             self.assertEqual(agent.server_requests(port), 4)
             self.assertEqual(agent.server_requests(port, http_response_status_code=500), 1)
+            return mount_kinds(agent.proc.pid)
+
+    def test_root_agent_mounts_tracefs_in_its_own_namespace(self):
+        # A process left in the namespace the agent starts in stands for the host: its
+        # mounts must not change.
+        holder_file = os.path.join(tempfile.mkdtemp(prefix="sonde-e2e-tracefs-"), "holder")
+        self.addCleanup(shutil.rmtree, os.path.dirname(holder_file), True)
+        keep_namespace = ["sh", "-c", 'sleep 600 & echo $! > "$E2E_NS_HOLDER"; exec "$0"']
+        agent_mounts = self.run_without_tracefs(
+            keep_namespace,
+            ["mounted it in the agent's own mount namespace",
+             "syscall hooks via per-syscall tracepoints"],
+            env={"E2E_NS_HOLDER": holder_file})
+        with open(holder_file) as f:
+            holder = int(f.read())
+        self.addCleanup(os.kill, holder, signal.SIGKILL)
+        self.assertIn("tracefs", agent_mounts)
+        self.assertNotIn("tracefs", mount_kinds(holder))
+        self.assertNotIn("debugfs", mount_kinds(holder))
+
+    def test_raw_syscall_tracepoints_without_tracefs_or_cap_sys_admin(self):
+        agent_mounts = self.run_without_tracefs(
+            ["capsh", "--drop=cap_sys_admin", "--", "-c", 'exec "$0"'],
+            ["the agent could not mount it (unshare(CLONE_NEWNS): Operation not permitted",
+             "syscall hooks via raw syscall tracepoints (tracefs not mounted)"])
+        self.assertNotIn("tracefs", agent_mounts)
 
 
 # ---- g. the kernel ring buffer flooded

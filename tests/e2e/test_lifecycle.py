@@ -170,6 +170,47 @@ class TracefsModeTest(unittest.TestCase):
             self.assertEqual(agent.server_requests(port), 3)
 
 
+class SocketFieldReadsTest(unittest.TestCase):
+    """Socket fields are read by guarded loads (bpf_rdonly_cast) where the kernel has it,
+    else by one helper call each (force_helper_reads takes that path here): both find
+    the same socket, addresses and ports for every request."""
+
+    def spans_in_mode(self, force_helper_reads):
+        port = h.free_port()
+        env = {"SONDE_OPEN_PORT": str(port)}
+        if force_helper_reads:
+            env["SONDE_FORCE_HELPER_READS"] = "true"
+        with h.python_server(port) as srv, h.Agent(env=env) as agent:
+            agent.wait_instrumented(srv.pid)
+            conn = h.RawConnection(port)
+            client_port = conn.sock.getsockname()[1]
+            for path in ("/status/200", "/status/404", "/chunked/3000"):
+                conn.send(h.request_bytes("GET", path))
+                conn.read_response()
+            conn.close()
+            agent.wait_server_requests(port, 3)
+            self.assertEqual(agent.server_requests(port), 3)
+            time.sleep(0.3)  # the printer writes spans after the metric counts them
+            logs = agent.logs()
+            spans = [s for s in agent.spans() if s["kind"] == "server" and s["local_port"] == port]
+        return logs, port, client_port, spans
+
+    def check(self, force_helper_reads, expected_log):
+        logs, port, client_port, spans = self.spans_in_mode(force_helper_reads)
+        self.assertIn(expected_log, logs)
+        self.assertEqual(sorted((s["path"], s["status"]) for s in spans),
+                         [("/chunked/3000", 200), ("/status/200", 200), ("/status/404", 404)])
+        for s in spans:
+            self.assertEqual((s["local_address"], s["local_port"]), ("127.0.0.1", port))
+            self.assertEqual((s["peer_address"], s["peer_port"]), ("127.0.0.1", client_port))
+
+    def test_guarded_loads(self):
+        self.check(False, "socket fields read by guarded loads (bpf_rdonly_cast)")
+
+    def test_helper_reads(self):
+        self.check(True, "socket fields read by helper calls")
+
+
 class BenchmarkStageTest(unittest.TestCase):
     """benchmark_kernel_stage (bench/profile_bpf.py --stage) really stops the kernel
     programs before the ring: the process is instrumented, its requests are served,
