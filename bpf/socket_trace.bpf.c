@@ -520,6 +520,9 @@ static long capture__iovec_step(__u32 i, void *unused)
     return 0;
 }
 
+/* Iovec arrays up to this long are read from user memory at once. */
+#define SONDE_IOVEC_BATCH 4
+
 /* Describes `iovcnt` iovecs covering `total` bytes as one segment: their bytes
  * are copied back to back while the capture budget lasts, so a write made of
  * many small iovecs (gRPC's HTTP/2 frames, one per header field) is captured
@@ -534,7 +537,29 @@ static __always_inline __u32 capture__iovec(struct data_scratch *s, __u64 iov_pt
     w->total = total;
     w->scanned = 0;
     w->offset = 0;
-    if (has_bpf_loop) {
+    if (iovcnt > 0 && iovcnt <= SONDE_IOVEC_BATCH) {
+        /* The common short array (a server's head and body) in one read of user
+         * memory instead of one per iovec. */
+        struct iovec iovs[SONDE_IOVEC_BATCH] = {};
+        __u64 bytes = iovcnt * sizeof(struct iovec);
+        asm volatile("%[b] &= %[mask]" : [b] "+r"(bytes) : [mask] "i"(2 * SONDE_IOVEC_BATCH * sizeof(struct iovec) - 1));
+        if (bytes > sizeof(iovs) || bpf_probe_read_user(iovs, bytes, (const void *)iov_ptr)) {
+            counter__add(SONDE_KCOUNTER_READ_USER_FAILED, 1);
+            iovcnt = 0;
+        }
+#pragma unroll
+        for (__u32 i = 0; i < SONDE_IOVEC_BATCH; i++) {
+            if (i >= iovcnt || w->scanned >= total)
+                break;
+            __u64 left = total - w->scanned;
+            __u64 len = iovs[i].iov_len < left ? iovs[i].iov_len : left;
+            __u32 got = capture__copy(s, w->offset, (__u64)iovs[i].iov_base, len);
+            w->offset += got;
+            if (got < len)
+                break;
+            w->scanned += len;
+        }
+    } else if (has_bpf_loop) {
         bpf_loop(SONDE_MAX_TAIL_SCAN_IOVECS, capture__iovec_step, NULL, 0);
     } else {
         /* Before Linux 5.17 an open loop this long is beyond the verifier's budget. */
@@ -836,8 +861,13 @@ static __always_inline int on_data_exit(__u8 sc, long ret)
         }
         return 0;
     }
-    if (!pid__tracked(pid_tgid >> 32))
+    __u32 tgid = pid_tgid >> 32;
+    const struct sonde_tracked_pid *entry = bpf_map_lookup_elem(&tracked_pids, &tgid);
+    if (!entry || entry__ignored(entry))
         return 0;
+    /* Only a process that has used TLS has sockets in tls_sockets (user space's
+     * check of the record's connection backs this up). */
+    const bool used_tls = entry->flags & SONDE_TRACKED_USED_TLS;
     struct pt_regs *regs = syscall__regs();
     int fd = (int)PT_REGS_PARM1_SYSCALL(regs);
     struct data_call call = {};
@@ -873,7 +903,7 @@ static __always_inline int on_data_exit(__u8 sc, long ret)
         counter__add(SONDE_KCOUNTER_TLS_CIPHERTEXT_SKIPPED, 1);
         return 0;
     }
-    if (bpf_map_lookup_elem(&tls_sockets, &call.sock)) {
+    if (used_tls && bpf_map_lookup_elem(&tls_sockets, &call.sock)) {
         counter__add(SONDE_KCOUNTER_TLS_CIPHERTEXT_SKIPPED, 1);
         return 0;
     }
