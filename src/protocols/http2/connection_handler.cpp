@@ -82,6 +82,10 @@ struct StreamState {
     uint32_t reset_error = 0;
     uint64_t reset_start_ns = 0;
     uint64_t reset_end_ns = 0;
+    // A client's response seen before its request: the request's record may still
+    // come (a client writing and reading on different threads; docs/architecture.md,
+    // "Record order").
+    bool response_first = false;
 
     Message& in(Direction d) { return by_direction[index_of(d)]; }
 };
@@ -125,6 +129,7 @@ public:
         s.reset = false;
         s.reset_error = 0;
         s.reset_start_ns = s.reset_end_ns = 0;
+        s.response_first = false;
         return s;
     }
 
@@ -266,6 +271,8 @@ private:
     void finish_all_done(std::vector<Exchange>& out);
     void emit(StreamState& s, std::vector<Exchange>& out);
     void drop_stream(StreamState& s);
+    // Held responses (response_first) of streams below `stream_id` whose request never came.
+    void unpair_responses_below(uint32_t stream_id);
     void remember_reset(uint32_t id) {
         recent_resets_[next_reset_slot_] = id;
         next_reset_slot_ = (next_reset_slot_ + 1) % std::size(recent_resets_);
@@ -284,6 +291,8 @@ private:
     StreamTable streams_;
     // The highest client stream id any frame has named: a new stream's HEADERS goes above it.
     uint32_t highest_stream_seen_ = 0;
+    // The highest stream id whose request head was seen.
+    uint32_t highest_request_stream_ = 0;
     DecodedHeaders scratch_headers_;
     std::vector<uint32_t> scratch_ids_;
     // Streams lately reported as reset: frames the peer had already sent for
@@ -674,6 +683,17 @@ void Http2ConnectionHandler::on_header_block(const DecodedHeaders& h, uint32_t s
     StreamState* s = streams_.find(stream_id);
     const uint32_t seen_before = highest_stream_seen_;
     if (stream_id % 2 == 1) highest_stream_seen_ = std::max(highest_stream_seen_, stream_id);
+    if (role_ != Role::Unknown && d == request_dir_ && stream_id % 2 == 1) {
+        // Requests come in stream id order: a response held for a lower id will not
+        // see its request now.
+        if (stream_id > highest_request_stream_ + 2) unpair_responses_below(stream_id);
+        highest_request_stream_ = std::max(highest_request_stream_, stream_id);
+    }
+    if (s == nullptr && role_ == Role::Client && d != request_dir_ && stream_id % 2 == 1 &&
+        stream_id > highest_request_stream_ && h.status >= 200) {
+        s = &open_stream(stream_id);
+        s->response_first = true;
+    }
     if (s == nullptr) {
         // Even streams are the server's: pushed responses answer no request seen.
         if (stream_id % 2 == 0) return;
@@ -768,6 +788,7 @@ void Http2ConnectionHandler::finish_if_done(StreamState& s, std::vector<Exchange
     if (request.open) {
         emit(s, out);
     } else if (response.open) {
+        if (s.response_first && !s.reset) return;  // its request may still come
         ++stats_.unpaired_responses;
     }
     if (s.reset) remember_reset(s.id);
@@ -829,7 +850,23 @@ void Http2ConnectionHandler::drop_stream(StreamState& s) {
     const bool request_seen = role_ == Role::Unknown
                                   ? s.by_direction[0].open || s.by_direction[1].open
                                   : s.in(request_dir_).open;
-    if (request_seen) ++stats_.dropped_requests;
+    if (request_seen) {
+        ++stats_.dropped_requests;
+    } else if (s.response_first) {
+        ++stats_.unpaired_responses;
+    }
+}
+
+void Http2ConnectionHandler::unpair_responses_below(uint32_t stream_id) {
+    streams_.ids(scratch_ids_);
+    for (uint32_t id : scratch_ids_) {
+        if (id >= stream_id) break;  // ids are sorted
+        StreamState& s = *streams_.find(id);
+        if (s.response_first && !s.in(request_dir_).open) {
+            ++stats_.unpaired_responses;
+            streams_.erase(id);
+        }
+    }
 }
 
 void Http2ConnectionHandler::fail(Reader& r, Failure failure) {

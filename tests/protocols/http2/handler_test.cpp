@@ -463,6 +463,55 @@ TEST(Http2Handler, ClientRoleSendsRequestsOnEgress) {
     expect_clean(c.stats());
 }
 
+// A Go client writes and reads on different threads: a response's record can come
+// before the record of the write that sent its request (docs/architecture.md).
+TEST(Http2Handler, ClientResponseRecordBeforeItsRequestRecordIsPaired) {
+    Encoder client;
+    Encoder server;
+    Conn c(Role::Client, true);
+    c.egress(preface() + settings(), 10, 20);
+    c.ingress(settings() + settings_ack(), 30, 40);
+    // Stream 1's request write entered at 50; the response was read at 70 and 80.
+    c.ingress(headers(1, server.encode(status(200))), 60, 70);
+    c.ingress(data(1, 4, true), 75, 80);
+    EXPECT_TRUE(c.exchanges.empty());
+    c.egress(
+        headers(1, client.encode(get("/first"))) + frame(FrameType::Data, flags::kEndStream, 1, {}),
+        50, 90);
+    ASSERT_EQ(c.exchanges.size(), 1u);
+    EXPECT_EQ(c.exchanges[0].path, "/first");
+    EXPECT_EQ(c.exchanges[0].status, 200);
+    EXPECT_EQ(c.exchanges[0].response_body_bytes, 4u);
+    expect_times(c.exchanges[0], 50, 90, 70, 80);
+    // In order again.
+    c.egress(headers(3, client.encode(get("/second")), {.end_stream = true}), 100, 110);
+    c.ingress(headers(3, server.encode(status(404)), {.end_stream = true}), 120, 130);
+    ASSERT_EQ(c.exchanges.size(), 2u);
+    EXPECT_EQ(c.exchanges[1].path, "/second");
+    EXPECT_EQ(c.exchanges[1].status, 404);
+    c.close(200);
+    expect_clean(c.stats());
+}
+
+TEST(Http2Handler, ClientResponseWhoseRequestNeverComesIsUnpaired) {
+    Encoder client;
+    Encoder server;
+    Conn c(Role::Client, true);
+    c.egress(preface() + settings(), 10, 20);
+    c.ingress(headers(1, server.encode(status(200)), {.end_stream = true}), 30, 40);
+    // The next request is stream 3: stream 1's request is not coming.
+    c.egress(headers(3, client.encode(get("/three")), {.end_stream = true}), 50, 60);
+    EXPECT_EQ(c.stats().unpaired_responses, 1u);
+    c.ingress(headers(3, server.encode(status(200)), {.end_stream = true}), 70, 80);
+    ASSERT_EQ(c.exchanges.size(), 1u);
+    EXPECT_EQ(c.exchanges[0].path, "/three");
+    // A held response the connection's end finds is unpaired too.
+    c.ingress(headers(5, server.encode(status(200)), {.end_stream = true}), 90, 100);
+    c.close(110);
+    EXPECT_EQ(c.stats().unpaired_responses, 2u);
+    EXPECT_EQ(c.stats().dropped_requests, 0u);
+}
+
 TEST(Http2Handler, UnknownRoleFromStartSettlesOnThePreface) {
     Encoder client;
     Encoder server;
