@@ -101,10 +101,7 @@ SocketTracer::LinkFd::~LinkFd() {
     if (fd_ >= 0) ::close(fd_);
 }
 
-SocketTracer::SocketTracer(const SocketTracerOptions& options, RecordHandler on_record)
-    : on_record_(std::move(on_record)) {
-    libbpf_set_print(libbpf_log);
-
+int SocketTracer::open_and_load(const SocketTracerOptions& options, bool rdonly_cast) {
     skel_.reset(socket_trace__open());
     if (!skel_) fail("open", errno);
 
@@ -115,17 +112,8 @@ SocketTracer::SocketTracer(const SocketTracerOptions& options, RecordHandler on_
     // Long iovec arrays are walked with bpf_loop where the kernel has it (5.17+).
     skel_->rodata->has_bpf_loop =
         libbpf_probe_bpf_helper(BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_FUNC_loop, nullptr) == 1;
+    skel_->rodata->has_rdonly_cast = rdonly_cast;
 
-    // Socket fields by plain guarded loads where the kernel can cast (6.2+).
-    skel_->rodata->has_rdonly_cast =
-        !options.force_helper_reads && kernel_has_kfunc("bpf_rdonly_cast");
-
-    // Decided before load: a program is loaded for one way of attaching.
-    tls_multi_links_ = uprobe_multi_links_supported();
-
-    const bool tracefs = !find_tracefs_with_syscalls().empty();
-    family_ = (tracefs && !options.force_raw_tracepoints) ? SyscallHookFamily::Tracepoints
-                                                          : SyscallHookFamily::RawTracepoints;
     // Syscall hooks come in two families carrying the same handlers; keep
     // exactly one. Process lifecycle hooks (raw_tp/sched_*) are always on.
     bpf_program* prog = nullptr;
@@ -144,8 +132,29 @@ SocketTracer::SocketTracer(const SocketTracerOptions& options, RecordHandler on_
                     prog, static_cast<bpf_attach_type>(kBpfTraceUprobeMulti));
         }
     }
+    return socket_trace__load(skel_.get());
+}
 
-    if (int err = socket_trace__load(skel_.get())) fail("load", err);
+SocketTracer::SocketTracer(const SocketTracerOptions& options, RecordHandler on_record)
+    : on_record_(std::move(on_record)) {
+    libbpf_set_print(libbpf_log);
+
+    // Decided before load: a program is loaded for one way of attaching.
+    tls_multi_links_ = uprobe_multi_links_supported();
+    const bool tracefs = !find_tracefs_with_syscalls().empty();
+    family_ = (tracefs && !options.force_raw_tracepoints) ? SyscallHookFamily::Tracepoints
+                                                          : SyscallHookFamily::RawTracepoints;
+
+    // Socket fields by plain guarded loads where the kernel can cast (6.2+). Its BTF
+    // naming the kfunc is the probe; should the verifier still refuse it for these
+    // program types, the programs are loaded again without it.
+    const bool cast = !options.force_helper_reads && kernel_has_kfunc("bpf_rdonly_cast");
+    if (int err = open_and_load(options, cast); err != 0) {
+        if (!cast || err == -EPERM) fail("load", err);  // EPERM: a capability, not the cast
+        spdlog::warn("eBPF load with bpf_rdonly_cast failed ({}): loading with helper reads",
+                     std::strerror(-err));
+        if (int again = open_and_load(options, false); again != 0) fail("load", again);
+    }
     if (int err = socket_trace__attach(skel_.get())) fail("attach", err);
 
     ring_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.events), &SocketTracer::ring_callback,

@@ -95,6 +95,8 @@ public:
     uint32_t tracked_pids_map_id() const;
 
 private:
+    // Opens the skeleton, sets its load-time constants and loads it; libbpf's error.
+    int open_and_load(const SocketTracerOptions& options, bool rdonly_cast);
     void write_pid_entry(uint32_t pid, uint64_t start_time_ticks, uint32_t flags);
     // The process's filter entry is marked SONDE_TRACKED_USED_TLS.
     bool used_tls(uint32_t pid) const;
