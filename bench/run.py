@@ -296,6 +296,10 @@ def http_get(url, timeout=5):
 
 # ---------------------------------------------------------------- instrumentation
 
+# What the agents of this run logged about their kernel hooks ("syscall hooks via ...").
+AGENT_HOOKS = set()
+
+
 class SondeAgent:
     """build/sonde selecting the server by its port, the load generator excluded."""
 
@@ -327,6 +331,8 @@ class SondeAgent:
                        f"sonde to instrument pids {sorted(want)}")
             wait_until(lambda: re.search(r"sonde \S+ running", self.logs()), 30,
                        "sonde to report running")
+            AGENT_HOOKS.update(re.findall(r"eBPF programs attached: (syscall hooks via .*?); TLS",
+                                          self.logs()))
         except Failure as err:
             raise Failure(f"{err}\nagent log:\n{self.logs()[-3000:]}") from None
 
@@ -1283,6 +1289,7 @@ def render(args, scs, mach, started_at, command, elapsed, sides_p4, floor_note,
            f"| machine | Linux {mach['kernel']}, {mach['nproc']} CPUs, {mach['cpu']} |",
            *[f"| {'agent' if k == 'agent' else 'probe floor'} | {v} |"
              for k, v in mach.get("binaries", {}).items()],
+           *[f"| agent's kernel hooks (its log) | {hooks} |" for hooks in sorted(AGENT_HOOKS)],
            f"| machine activity before the start | load average {' '.join(mach['loadavg'])}; "
            f"CPU {mach['busy_before']:.0f}% busy over 1 s |",
            f"| load average at the end | {' '.join(open('/proc/loadavg').read().split()[:3])} |",
