@@ -542,7 +542,9 @@ static __always_inline __u32 capture__iovec(struct data_scratch *s, __u64 iov_pt
          * memory instead of one per iovec. */
         struct iovec iovs[SONDE_IOVEC_BATCH] = {};
         __u64 bytes = iovcnt * sizeof(struct iovec);
-        asm volatile("%[b] &= %[mask]" : [b] "+r"(bytes) : [mask] "i"(2 * SONDE_IOVEC_BATCH * sizeof(struct iovec) - 1));
+        asm volatile("%[b] &= %[mask]"
+                     : [b] "+r"(bytes)
+                     : [mask] "i"(2 * SONDE_IOVEC_BATCH * sizeof(struct iovec) - 1));
         if (bytes > sizeof(iovs) || bpf_probe_read_user(iovs, bytes, (const void *)iov_ptr)) {
             counter__add(SONDE_KCOUNTER_READ_USER_FAILED, 1);
             iovcnt = 0;
