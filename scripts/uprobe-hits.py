@@ -109,7 +109,7 @@ def build_peer():
 
 
 def make_cert(workdir):
-    return h.self_signed_cert("uprobe-hits")
+    return h.self_signed_cert("uprobe-hits", workdir)
 
 
 class Processes:

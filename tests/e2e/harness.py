@@ -432,9 +432,10 @@ def loaded_sonde_programs():
     return [p for p in bpftool_json("prog", "show") if p.get("name") in wanted]
 
 
-def self_signed_cert(name="sonde-e2e"):
-    """A throwaway certificate and key for 127.0.0.1 and localhost: (cert_path, key_path)."""
-    workdir = tempfile.mkdtemp(prefix=f"{name}-tls-")
+def self_signed_cert(name="sonde-e2e", workdir=None):
+    """A throwaway certificate and key for 127.0.0.1 and localhost: (cert_path, key_path),
+    in a new directory that remove_cert() deletes, or in `workdir` (the caller's to delete)."""
+    workdir = workdir or tempfile.mkdtemp(prefix=f"{name}-tls-")
     cert, key = os.path.join(workdir, "cert.pem"), os.path.join(workdir, "key.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
                     "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert,

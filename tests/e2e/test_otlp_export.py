@@ -376,6 +376,7 @@ class OtlpTlsTest(unittest.TestCase):
                 self.assertEqual(len(receiver.exports()), before)
         finally:
             receiver.stop()
+            h.remove_cert(cert, key)
 
 
 if __name__ == "__main__":
