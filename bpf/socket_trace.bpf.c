@@ -259,10 +259,16 @@ static __always_inline bool entry__ignored(const struct sonde_tracked_pid *entry
     return entry && (entry->flags & SONDE_TRACKED_IGNORED);
 }
 
-static __always_inline bool pid__tracked(__u32 tgid)
+/* The filter entry of a process whose calls are reported; NULL otherwise. */
+static __always_inline struct sonde_tracked_pid *tracked__entry(__u32 tgid)
 {
     struct sonde_tracked_pid *entry = bpf_map_lookup_elem(&tracked_pids, &tgid);
-    return entry && !entry__ignored(entry);
+    return entry && !entry__ignored(entry) ? entry : NULL;
+}
+
+static __always_inline bool pid__tracked(__u32 tgid)
+{
+    return tracked__entry(tgid) != NULL;
 }
 
 /* Adds a PID to the filter before user space has confirmed it; user space
@@ -863,9 +869,8 @@ static __always_inline int on_data_exit(__u8 sc, long ret)
         }
         return 0;
     }
-    __u32 tgid = pid_tgid >> 32;
-    const struct sonde_tracked_pid *entry = bpf_map_lookup_elem(&tracked_pids, &tgid);
-    if (!entry || entry__ignored(entry))
+    const struct sonde_tracked_pid *entry = tracked__entry(pid_tgid >> 32);
+    if (!entry)
         return 0;
     /* Only a process that has used TLS has sockets in tls_sockets (user space's
      * check of the record's connection backs this up). */

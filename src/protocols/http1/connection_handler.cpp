@@ -23,6 +23,11 @@ constexpr uint64_t kMaxChunkExtensionBytes = 4096;
 // "0\r\n\r\n": the last chunk of a body without trailers.
 constexpr uint64_t kLastChunkBytes = 5;
 
+// "1.0" or "1.1", into a string that keeps its storage.
+void assign_version(std::string& out, const MessageHead& head) {
+    out.assign({'1', '.', static_cast<char>('0' + head.version_minor)});
+}
+
 uint64_t saturating_add(uint64_t a, uint64_t b) {
     return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
@@ -639,7 +644,7 @@ void Http1ConnectionHandler::on_request_head(Stream& s, MessageHead& head, const
         // buffers for the next head, so neither side loses its storage.
         request.path.assign(path_of_target(head.target));
         request.method.swap(head.method);
-        request.version.assign({'1', '.', static_cast<char>('0' + head.version_minor)});
+        assign_version(request.version, head);
         request.host.swap(head.host);
         request.traceparent.swap(head.traceparent);
         request.tracestate.swap(head.tracestate);
@@ -746,7 +751,7 @@ bool Http1ConnectionHandler::answer_with_early_response(const Stream& s, const M
     Exchange& ex = out.emplace_back();
     ex.method = head.method;
     ex.path.assign(path_of_target(head.target));
-    ex.protocol_version.assign({'1', '.', static_cast<char>('0' + head.version_minor)});
+    assign_version(ex.protocol_version, head);
     ex.status = early.status;
     ex.request_start_ns = s.start_ns;
     ex.request_end_ns = piece.ts_exit_ns;

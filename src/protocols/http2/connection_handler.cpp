@@ -689,28 +689,31 @@ void Http2ConnectionHandler::on_header_block(const DecodedHeaders& h, uint32_t s
         if (stream_id > highest_request_stream_ + 2) unpair_responses_below(stream_id);
         highest_request_stream_ = std::max(highest_request_stream_, stream_id);
     }
-    if (s == nullptr && role_ == Role::Client && d != request_dir_ && stream_id % 2 == 1 &&
-        stream_id > highest_request_stream_ && h.status >= 200) {
-        s = &open_stream(stream_id);
-        s->response_first = true;
-    }
     if (s == nullptr) {
         // Even streams are the server's: pushed responses answer no request seen.
         if (stream_id % 2 == 0) return;
         if (role_ != Role::Unknown && d != request_dir_) {
-            // A response whose request we did not see (sent before Sonde
-            // attached, or dropped). Trailers and undecodable heads carry no
-            // :status, so each response is counted once at most; one already
-            // on its way when the stream was reset is no surprise.
-            if (h.status >= 200 && !recently_reset(stream_id)) ++stats_.unpaired_responses;
-            return;
+            if (role_ == Role::Client && stream_id > highest_request_stream_ && h.status >= 200) {
+                // A client's response above every request seen: its request's record
+                // may still come.
+                s = &open_stream(stream_id);
+                s->response_first = true;
+            } else {
+                // A response whose request we did not see (sent before Sonde
+                // attached, or dropped). Trailers and undecodable heads carry no
+                // :status, so each response is counted once at most; one already
+                // on its way when the stream was reset is no surprise.
+                if (h.status >= 200 && !recently_reset(stream_id)) ++stats_.unpaired_responses;
+                return;
+            }
+        } else {
+            if (h.status != 0) return;  // a status on the request direction: not ours to pair
+            // Without :method this is either an undecodable request head or the
+            // trailers of a stream we do not track. Trailers end their stream, and
+            // a new stream's id is above that of every frame sent before it.
+            if (h.method.empty() && end_stream && stream_id <= seen_before) return;
+            s = &open_stream(stream_id);
         }
-        if (h.status != 0) return;  // a status on the request direction: not ours to pair
-        // Without :method this is either an undecodable request head or the
-        // trailers of a stream we do not track. Trailers end their stream, and
-        // a new stream's id is above that of every frame sent before it.
-        if (h.method.empty() && end_stream && stream_id <= seen_before) return;
-        s = &open_stream(stream_id);
     }
     Message& m = s->in(d);
     m.partial |= h.partial;
