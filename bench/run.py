@@ -4,7 +4,7 @@ instrumented in the same invocation, written to docs/performance.md.
 
 Usage (root): bench/run.py [--quick] [--scenarios P1,P2,...] [--reps N]
                            [--duration S] [--agent PATH] [--floor PATH]
-                           [--p3-rate R] [--p3-client wrk|hey]
+                           [--p3-rate R] [--p3-client paced|wrk|hey]
                            [--instrument-client] [--output FILE | --no-write]
 
 Scenarios (loopback only, servers and load generator on this machine):
@@ -318,7 +318,7 @@ class SondeAgent:
             with open(config, "w") as f:
                 f.write("# bench/run.py: only the server side is instrumented.\n"
                         "discovery:\n  exclude_instrument:\n"
-                        "    - exe_path: \"/(wrk|hey|python3[.0-9]*)$\"\n")
+                        "    - exe_path: \"/(wrk|hey|sonde-paced-load|python3[.0-9]*)$\"\n")
             argv += ["--config", config]
         self.port = port
         with open(self.log_path, "wb") as log:
@@ -452,6 +452,20 @@ def wrk(url, threads, conns, secs, headers=(), script=None):
             "non2xx": int(non2xx.group(1)) if non2xx else 0}
 
 
+PACED_CONNECTIONS = 32
+
+
+def paced_load(binary, port, rate, secs):
+    out = run_load([binary, "--port", str(port), "--path", "/status/200", "--rate", str(rate),
+                    "--seconds", str(secs), "--connections", str(PACED_CONNECTIONS)], secs + 60)
+    kv = dict(re.findall(r"(\w+)=([\d.]+)", out))
+    if not {"requests", "rps", "p50_us", "p99_us", "errors"} <= kv.keys():
+        raise Failure(f"cannot parse sonde-paced-load output:\n{out}")
+    return {"requests": int(kv["requests"]), "rps": float(kv["rps"]),
+            "p50": float(kv["p50_us"]) / 1e6, "p99": float(kv["p99_us"]) / 1e6,
+            "socket_errors": int(kv["errors"]), "non2xx": 0}
+
+
 def hey(url, rate, conns, secs):
     per_worker = max(1, round(rate / conns))
     out = run_load(["hey", "-z", f"{secs}s", "-c", str(conns), "-q", str(per_worker),
@@ -494,6 +508,7 @@ class Scenario:
         self.notes = []
         self.load_text = ""
         self.warm_requests = {}  # port -> requests of the unrecorded first load
+        self.reps = None  # repetitions, when not --reps
 
 
 def median(xs):
@@ -566,7 +581,8 @@ class Bench:
 
     def run_scenario(self, sc, targets):
         a = self.args
-        for rep in range(a.reps):
+        reps = sc.reps or a.reps
+        for rep in range(reps):
             for v in sc.variants:
                 if v == "floor" and not self.floor_ok:
                     continue
@@ -590,7 +606,7 @@ class Bench:
                     extra = f" counted {run['counted']:.0f}"
                 if "cpu_us_per_req" in run:
                     extra += f" cpu {run['cpu_us_per_req']:.2f}us/req"
-                print(f"  {sc.key} rep {rep + 1}/{a.reps} {v:8s} {run['rps']:9.0f} req/s "
+                print(f"  {sc.key} rep {rep + 1}/{reps} {v:8s} {run['rps']:9.0f} req/s "
                       f"p50 {run['p50'] * 1e3:.3f} ms p99 {run['p99'] * 1e3:.3f} ms "
                       f"({run['requests']} req){extra}  [{time.monotonic() - t0:.1f}s]",
                       flush=True)
@@ -944,9 +960,14 @@ def main():
     ap.add_argument("--floor", default=os.path.join(REPO, "build", "sonde-probe-floor"))
     ap.add_argument("--p3-rate", type=int,
                     help="P3 offered rate, req/s (default: 20%% of P1's baseline, else 4000)")
-    ap.add_argument("--p3-client", choices=("wrk", "hey"), default="wrk",
-                    help="P3 load generator: wrk paced by a Lua delay() (default; latencies "
-                         "to the µs) or hey -q (latencies to 0.1 ms only)")
+    ap.add_argument("--p3-client", choices=("paced", "wrk", "hey"), default="paced",
+                    help="P3 load generator: build/sonde-paced-load (default: open loop, "
+                         "evenly spaced requests), wrk paced by a Lua delay() of 4 ms (its "
+                         "millisecond timers send in bursts) or hey -q (latencies to 0.1 ms)")
+    ap.add_argument("--p3-reps", type=int,
+                    help="P3's repetitions (default 9, quick: --reps): a p99 ratio of one "
+                         "repetition swings by tens of percent on this VM")
+    ap.add_argument("--paced-load", default=os.path.join(REPO, "build", "sonde-paced-load"))
     ap.add_argument("--instrument-client", action="store_true",
                     help="let Sonde instrument the load generator too (client side)")
     ap.add_argument("--microbench", default=os.path.join(REPO, "build", "sonde_bench"),
@@ -971,6 +992,8 @@ def main():
     if "P3" in wanted and args.p3_client == "hey":
         tools.append("hey")
     check_tools(tools)
+    if "P3" in wanted and args.p3_client == "paced" and not os.access(args.paced_load, os.X_OK):
+        raise Failure(f"{args.paced_load} is missing: `make build` builds it")
     args.agent = os.path.abspath(args.agent)
     args.floor = os.path.abspath(args.floor)
     if not os.access(args.agent, os.X_OK):
@@ -1046,6 +1069,7 @@ def main():
             order.append((sc, {v: target(plain) for v in sc.variants}))
         if "P3" in wanted:
             sc = Scenario("P3", "nginx at a fixed rate well below saturation", None)
+            sc.reps = args.p3_reps or (args.reps if args.quick else max(args.reps, 9))
             order.append((sc, {v: target(plain) for v in sc.variants}))
         if "P4" in wanted:
             sc = Scenario("P4", "nginx over HTTPS (system libssl), keep-alive, "
@@ -1076,7 +1100,7 @@ def main():
                         f"http://127.0.0.1:{port}/status/200", r, c, d)
                     sc.load_text = (f"`hey -z {d}s -c {conns} -q {max(1, round(rate / conns))}` "
                                     f"(≈ {rate} req/s offered) on `/status/200`")
-                else:
+                elif args.p3_client == "wrk":
                     delay_ms = 4
                     # A cycle is the delay plus the response time, ~1 ms at this rate here.
                     conns = max(2, int(round(rate * (delay_ms + 1) / 1000.0)))
@@ -1086,15 +1110,27 @@ def main():
                                 f"function delay()\n  return {delay_ms}\nend\n")
                     sc.load = lambda port, c=conns, s=script: wrk(
                         f"http://127.0.0.1:{port}/status/200", 2, c, d, script=s)
-                    why = "--p3-rate" if args.p3_rate else (
-                        "20% of P1's baseline" if "P1" in scs else "default, P1 not run")
                     sc.load_text = (f"`wrk -t2 -c{conns} -d{d}s --latency -s pace.lua` where "
                                     f"`delay()` returns {delay_ms} ms: each connection sends "
                                     f"one request, waits for its response, then {delay_ms} ms, "
-                                    f"aiming at {rate:,} req/s ({why}; the rate reached is in "
-                                    "the table) on `/status/200`. wrk2 is not available, and "
-                                    "hey prints latencies to 0.1 ms only, too coarse here "
-                                    "(`--p3-client hey` uses it anyway)")
+                                    f"aiming at {rate:,} req/s on `/status/200`. wrk's timers "
+                                    "tick in milliseconds, so the connections send in bursts "
+                                    "and the latency is mostly the time to serve the burst "
+                                    "ahead")
+                else:
+                    sc.load = lambda port, r=rate: paced_load(args.paced_load, port, r, d)
+                    why = "--p3-rate" if args.p3_rate else (
+                        "20% of P1's baseline" if "P1" in scs else "default, P1 not run")
+                    sc.load_text = (
+                        f"`sonde-paced-load --rate {rate} --seconds {d} --connections "
+                        f"{PACED_CONNECTIONS} --path /status/200` (src/app/paced_load_main.cpp): "
+                        f"open loop, one request due every {1e6 / rate:.0f} µs ({rate:,} req/s, "
+                        f"{why}), sent on the first idle keep-alive connection of "
+                        f"{PACED_CONNECTIONS} opened beforehand; latency counts from the instant "
+                        "the request was due, so the sender's own lateness is in it. wrk's "
+                        "millisecond timers would send in bursts (then the latency is mostly "
+                        "the time to serve the burst ahead: `--p3-client wrk`), wrk2 is not "
+                        "available, hey prints latencies to 0.1 ms only")
             if sc.key == "P5":
                 targets = start_p5(sc, workdir)
             # One unrecorded saturating load against each bare server first: warms
@@ -1305,7 +1341,10 @@ def render(args, scs, mach, started_at, command, elapsed, sides_p4, floor_note,
         sc = scs.get(key)
         if not sc:
             continue
-        out += ["", f"### {key}: {sc.title}", "", f"Load: {sc.load_text}.", "", scenario_table(sc)]
+        reps = (f" {sc.reps} repetitions (not {args.reps}): one repetition's p99 ratio swings "
+                "by tens of percent on this VM." if sc.reps and sc.reps != args.reps else "")
+        out += ["", f"### {key}: {sc.title}", "", f"Load: {sc.load_text}.{reps}", "",
+                scenario_table(sc)]
         if key == "P4":
             out += ["", f"uprobe runs per request count both sides: wrk links the same "
                     f"libssl as nginx, so its SSL calls hit the probes as well "
