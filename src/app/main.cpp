@@ -27,6 +27,7 @@
 #include "discovery/port_set.h"
 #include "discovery/process_discovery.h"
 #include "discovery/tls_libraries.h"
+#include "ebpf/consumer_priority.h"
 #include "ebpf/events.h"
 #include "ebpf/kernel_features.h"
 #include "ebpf/socket_tracer.h"
@@ -125,6 +126,8 @@ public:
         // freed heap back rather than carry it for the agent's whole life.
         malloc_trim(0);
 
+        start_yielding_cpu();
+
         auto next_housekeeping = std::chrono::steady_clock::now();
         auto next_rescan = next_housekeeping + kRescanInterval;
         while (!stop.requested()) {
@@ -143,6 +146,7 @@ public:
             }
         }
         spdlog::info("shutting down: detaching eBPF programs");
+        consumer_priority_.reset();
         if (prometheus) prometheus->stop();
         tracer_.reset();
         if (span_export_) span_export_->Shutdown(std::chrono::seconds(2));
@@ -157,6 +161,25 @@ private:
         if (name == "header") return SONDE_BENCH_STAGE_HEADER;
         if (name == "payload") return SONDE_BENCH_STAGE_PAYLOAD;
         return SONDE_BENCH_STAGE_FULL;
+    }
+
+    // This thread drains the ring: at idle CPU priority while it keeps up
+    // (ebpf/consumer_priority.h explains why, and when it takes normal back).
+    void start_yielding_cpu() {
+        if (!cfg_.yield_cpu) return;
+        if (!ebpf::ConsumerPriority::can_return_from_idle()) {
+            spdlog::warn(
+                "yield_cpu: the ring is drained at normal CPU priority, because this process "
+                "could not take normal priority back from idle (no CAP_SYS_NICE): grant it "
+                "(docs/security.md), or set yield_cpu: false");
+            return;
+        }
+        ebpf::ConsumerPriorityOptions options;
+        // The kernel programs force a wake-up at the same backlog (wakeup_bytes).
+        options.escalate_at_bytes = tracer_->ring_capacity_bytes() / 4;
+        consumer_priority_ = std::make_unique<ebpf::ConsumerPriority>(
+            [tracer = tracer_.get()] { return tracer->ring_backlog_bytes(); }, options);
+        spdlog::info("ring drained at idle CPU priority while it keeps up (yield_cpu)");
     }
 
     static constexpr int kPollMs = 50;
@@ -432,6 +455,10 @@ private:
         self_.kernel_read_user_failed = k[SONDE_KCOUNTER_READ_USER_FAILED];
         self_.kernel_tls_ciphertext_skipped = k[SONDE_KCOUNTER_TLS_CIPHERTEXT_SKIPPED];
         self_.kernel_tls_socket_unknown = k[SONDE_KCOUNTER_TLS_SOCKET_UNKNOWN];
+        if (consumer_priority_) {
+            self_.consumer_yielding = consumer_priority_->yielding() ? 1 : 0;
+            self_.consumer_priority_raised = consumer_priority_->escalations();
+        }
         self_.metric_series_dropped =
             red_.dropped_series() + (otlp_red_ ? otlp_red_->dropped_series() : 0);
         const auto& ds = discovery_.stats();
@@ -507,6 +534,7 @@ private:
     bool traces_wanted_ = false;   // a span printer or span export is on
     bool metrics_wanted_ = false;  // the Prometheus endpoint or OTLP metric export is on
     std::unique_ptr<ebpf::SocketTracer> tracer_;
+    std::unique_ptr<ebpf::ConsumerPriority> consumer_priority_;  // after tracer_: reads its ring
 };
 
 // A configuration selector as discovery evaluates it. Criteria discovery

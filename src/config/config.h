@@ -148,11 +148,12 @@ struct Config {
     std::string executable_name;  // RE2 regex over the executable path
     std::string service_name;     // overrides every discovered name
     std::string service_namespace;
-    std::string log_level = "info";               // trace, debug, info, warn, error
-    std::string trace_printer = "disabled";       // disabled, text, json
-    uint32_t capture_bytes = 4096;                // payload prefix copied per syscall
-    bool force_raw_tracepoints = false;           // ignore tracefs even when mounted
-    bool force_helper_reads = false;              // no bpf_rdonly_cast even where it exists
+    std::string log_level = "info";          // trace, debug, info, warn, error
+    std::string trace_printer = "disabled";  // disabled, text, json
+    uint32_t capture_bytes = 4096;           // payload prefix copied per syscall
+    bool force_raw_tracepoints = false;      // ignore tracefs even when mounted
+    bool force_helper_reads = false;         // no bpf_rdonly_cast even where it exists
+    bool yield_cpu = true;  // the ring consumer at idle CPU priority while it keeps up
     std::string benchmark_kernel_stage = "full";  // full | socket | header | payload
     // A missing capability ends the start (status 1) rather than a warning.
     // Beyla's default is false; see the option's help for why Sonde's is true.

@@ -838,6 +838,15 @@ std::vector<OptionSpec> make_table() {
                        "kernel offers `bpf_rdonly_cast` (Linux 6.2+), as older kernels do: for "
                        "comparing the two paths, slower.",
                        SONDE_FIELD(force_helper_reads), BoolCodec{}));
+    t.push_back(option("yield_cpu", env("YIELD_CPU"),
+                       "Run the thread that drains the kernel's ring buffer at idle CPU "
+                       "priority (`SCHED_IDLE`) while it keeps up: it then uses only CPU time "
+                       "no other thread wants, and never delays the watched programs. When a "
+                       "quarter of the ring is waiting it gets normal priority back, for 10 s "
+                       "at first, doubling while the load keeps calling for it (up to 5 min). "
+                       "Needs `CAP_SYS_NICE` to take normal priority back; without it the "
+                       "thread keeps normal priority.",
+                       SONDE_FIELD(yield_cpu), BoolCodec{}));
     t.push_back(option("enforce_sys_caps", env("ENFORCE_SYS_CAPS"),
                        "What a missing Linux capability does at start (`docs/security.md` lists "
                        "each one and why): `true` ends the agent with status 1 and an error "

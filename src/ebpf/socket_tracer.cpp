@@ -3,12 +3,14 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <spdlog/spdlog.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -160,6 +162,7 @@ SocketTracer::SocketTracer(const SocketTracerOptions& options, RecordHandler on_
     ring_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.events), &SocketTracer::ring_callback,
                                  this, nullptr));
     if (!ring_) fail("ring buffer setup", errno);
+    ring_positions_ = std::make_unique<RingPositions>(bpf_map__fd(skel_->maps.events));
 
     spdlog::info(
         "eBPF programs attached: syscall hooks via {}; socket fields read {}; TLS "
@@ -283,6 +286,33 @@ int SocketTracer::poll(int timeout_ms) {
     // Records written with BPF_RB_NO_WAKEUP do not make epoll ready: drain explicitly.
     int drained = ring_buffer__consume(ring_.get());
     return (woken > 0 ? woken : 0) + (drained > 0 ? drained : 0);
+}
+
+SocketTracer::RingPositions::RingPositions(int map_fd) {
+    const auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    void* mapped = mmap(nullptr, 2 * page, PROT_READ, MAP_SHARED, map_fd, 0);
+    if (mapped == MAP_FAILED)
+        throw std::runtime_error(std::string("mapping the ring's positions: ") +
+                                 std::strerror(errno));
+    pages_ = mapped;
+    length_ = 2 * page;
+}
+
+SocketTracer::RingPositions::~RingPositions() {
+    munmap(pages_, length_);
+}
+
+uint64_t SocketTracer::RingPositions::backlog() const {
+    const auto* consumer = static_cast<const uint64_t*>(pages_);
+    const auto* producer =
+        reinterpret_cast<const uint64_t*>(static_cast<const char*>(pages_) + length_ / 2);
+    const uint64_t consumed = __atomic_load_n(consumer, __ATOMIC_ACQUIRE);
+    const uint64_t produced = __atomic_load_n(producer, __ATOMIC_ACQUIRE);
+    return produced > consumed ? produced - consumed : 0;
+}
+
+uint64_t SocketTracer::ring_backlog_bytes() const {
+    return ring_positions_->backlog();
 }
 
 std::array<uint64_t, SONDE_KCOUNTER_COUNT> SocketTracer::kernel_counters() const {

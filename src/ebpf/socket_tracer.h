@@ -86,6 +86,10 @@ public:
 
     std::array<uint64_t, SONDE_KCOUNTER_COUNT> kernel_counters() const;
 
+    // Bytes written to the ring and not consumed yet; safe from any thread.
+    uint64_t ring_backlog_bytes() const;
+    uint64_t ring_capacity_bytes() const { return SONDE_RINGBUF_BYTES; }
+
     // Uprobes on one TLS library file for every process that maps it (the
     // kernel programs filter by PID). Call once per file; the probes stay
     // until the tracer is destroyed.
@@ -126,8 +130,25 @@ private:
     };
     static int ring_callback(void* ctx, void* data, size_t size);
 
+    // The ring's consumer and producer positions, mapped read-only (one page
+    // each, as the kernel lays them out) so that another thread can see the
+    // backlog without a system call.
+    class RingPositions {
+    public:
+        explicit RingPositions(int map_fd);
+        ~RingPositions();
+        RingPositions(const RingPositions&) = delete;
+        RingPositions& operator=(const RingPositions&) = delete;
+        uint64_t backlog() const;
+
+    private:
+        void* pages_ = nullptr;
+        size_t length_ = 0;
+    };
+
     std::unique_ptr<socket_trace, SkeletonDeleter> skel_;
     std::unique_ptr<ring_buffer, RingDeleter> ring_;
+    std::unique_ptr<RingPositions> ring_positions_;
     RecordHandler on_record_;
     std::vector<std::unique_ptr<bpf_link, LinkDeleter>> tls_links_;  // perf-event uprobes
     std::vector<LinkFd> tls_link_fds_;                               // uprobe_multi links

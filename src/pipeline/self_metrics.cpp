@@ -71,6 +71,12 @@ constexpr SelfMetricInfo kSelfMetrics[] = {
     {&SelfMetrics::discovery_problems, "discovery_problems", MetricType::Counter,
      "Unreadable processes and TLS library files, malformed /proc rows and truncated /proc "
      "reads in discovery."},
+    {&SelfMetrics::consumer_yielding, "consumer_yielding", MetricType::Gauge,
+     "1 while the thread that drains the ring runs at idle CPU priority (`yield_cpu`), so "
+     "that it never holds a CPU the watched programs want; 0 at normal priority."},
+    {&SelfMetrics::consumer_priority_raised, "consumer_priority_raised", MetricType::Counter,
+     "Times the ring's drain thread got normal CPU priority back because a quarter of the "
+     "ring was waiting: the machine had no idle CPU time left for it."},
     {&SelfMetrics::tls_libraries_probed, "tls_libraries_probed", MetricType::Gauge,
      "TLS library files (libssl, or executables with OpenSSL built in) with uprobes attached."},
     {&SelfMetrics::tls_probes_failed, "tls_probes_failed", MetricType::Counter,

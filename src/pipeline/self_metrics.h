@@ -35,6 +35,9 @@ struct SelfMetrics {
     std::atomic<uint64_t> metric_series_dropped{0};
     std::atomic<uint64_t> routes_overflowed{0};   // requests given the overflow route
     std::atomic<uint64_t> discovery_problems{0};  // mirrored from discovery's counters
+    // The ring consumer's CPU priority (ebpf/consumer_priority.h).
+    std::atomic<uint64_t> consumer_yielding{0};  // gauge: 1 while it runs at idle priority
+    std::atomic<uint64_t> consumer_priority_raised{0};
     // TLS: probes, and ciphertext kept away from the parsers.
     std::atomic<uint64_t> tls_libraries_probed{0};  // gauge: library files with uprobes
     std::atomic<uint64_t> tls_probes_failed{0};     // uprobes the kernel refused

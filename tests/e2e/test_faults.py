@@ -9,6 +9,7 @@ its kernel map entries) and recovers when the fault ends.
   FaultAgentKilledTest        the agent SIGKILLed and restarted under a live server
   FaultTracefsUnmountedTest   neither tracefs nor debugfs mounted
   FaultRingBufferFloodTest    the kernel ring overflowed while the agent is stopped
+  FaultNoIdleCpuTest          every CPU kept busy by spinning processes under load
 
 (The collector down for minutes is CollectorOutageTest in test_otlp_delivery.py.)
 Longer runs for `make soak`: SONDE_E2E_CHURN_SECONDS (default 30) and
@@ -773,6 +774,93 @@ class FaultRingBufferFloodTest(unittest.TestCase):
             # Logged once (rate-limited), with the count.
             self.assertEqual(len(warnings), 1, warnings)
             self.assertIn(f"{dropped:.0f}", warnings[0])
+
+
+# ---- h. no idle CPU time left for the agent
+
+SCHED_OTHER, SCHED_IDLE = 0, 5
+
+
+def thread_policy(pid, tid):
+    """Field 41 of /proc/PID/task/TID/stat: the thread's scheduling policy."""
+    with open(f"/proc/{pid}/task/{tid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[38])
+
+
+def idle_threads(pid):
+    return [int(tid) for tid in os.listdir(f"/proc/{pid}/task")
+            if thread_policy(pid, tid) == SCHED_IDLE]
+
+
+class FaultNoIdleCpuTest(unittest.TestCase):
+    """The thread that drains the ring runs at idle CPU priority (yield_cpu), so it
+    only gets CPU time nobody else wants. Here nobody leaves any: two spinning
+    processes per CPU at normal priority, and wrk driving the server. An idle thread
+    would get a fraction of a percent of a CPU and the 4 MiB ring would overflow
+    within a second; the agent's watcher gives the drain thread normal priority back
+    when a quarter of the ring waits, so nothing is dropped and every request is
+    counted. Without CAP_SYS_NICE (needed to leave idle priority) the thread keeps
+    normal priority and the log says so."""
+
+    def load_with_every_cpu_busy(self, agent, port):
+        hogs = [subprocess.Popen(["sh", "-c", "while :; do :; done"])
+                for _ in range(2 * (os.cpu_count() or 1))]
+
+        def stop_hogs():
+            for hog in hogs:
+                hog.kill()
+                hog.wait()
+        self.addCleanup(stop_hogs)
+        # 2000-byte responses: about 2 KiB of ring per request.
+        out = subprocess.run(["wrk", "-t2", "-c8", "-d4s", "--timeout", "10s",
+                              f"http://127.0.0.1:{port}/bytes/2000"],
+                             capture_output=True, timeout=60, check=True).stdout.decode()
+        stop_hogs()
+        done = int(re.search(r"(\d+) requests in", out).group(1))
+        agent.wait_server_requests(port, 5 + done, timeout=30)
+        time.sleep(0.5)
+        counted = agent.server_requests(port) - 5
+        # wrk stops reading with requests in flight: answered and counted, not read.
+        self.assertGreaterEqual(counted, done)
+        self.assertLessEqual(counted, done + 8)
+        return done, counted
+
+    def test_drain_thread_gets_normal_priority_back_and_nothing_is_lost(self):
+        port = h.free_port()
+        srv = private_go_server(self, port).start()
+        with h.Agent(env={"SONDE_EXECUTABLE_NAME": srv.selector}) as agent:
+            agent.wait_instrumented(srv.pid)
+            h.send_gets(port, ["/status/200"] * 5)
+            agent.wait_server_requests(port, 5)
+            pid = agent.proc.pid
+            # At rest: the main thread (it drains the ring) and only it is idle.
+            self.assertEqual(idle_threads(pid), [pid])
+            self.assertEqual(self_metric(agent, "sonde_consumer_yielding"), 1)
+            self.assertEqual(self_metric(agent, "sonde_consumer_priority_raised_total"), 0)
+
+            done, counted = self.load_with_every_cpu_busy(agent, port)
+            samples = agent.metrics()
+            raised = h.metric_sum(samples, "sonde_consumer_priority_raised_total")
+            print(f"\n  {done} requests with every CPU busy, {counted} counted; priority "
+                  f"raised {raised:.0f} time(s)")
+            self.assertGreaterEqual(raised, 1)
+            self.assertEqual(h.metric_sum(samples, "sonde_kernel_ringbuf_full_total"), 0)
+            # Normal for the back-off (10 s at first), which has not ended yet.
+            self.assertEqual(h.metric_sum(samples, "sonde_consumer_yielding"), 0)
+            self.assertEqual(idle_threads(pid), [])
+
+    def test_without_cap_sys_nice_the_drain_thread_keeps_normal_priority(self):
+        port = h.free_port()
+        srv = private_go_server(self, port).start()
+        wrapper = ["capsh", "--drop=cap_sys_nice", "--", "-c", 'exec "$0" "$@"']
+        with h.Agent(env={"SONDE_EXECUTABLE_NAME": srv.selector}, wrapper=wrapper) as agent:
+            agent.wait_instrumented(srv.pid)
+            self.assertIn("could not take normal priority back from idle (no CAP_SYS_NICE)",
+                          agent.logs())
+            self.assertEqual(idle_threads(agent.proc.pid), [])
+            h.send_gets(port, ["/status/200"] * 5)
+            agent.wait_server_requests(port, 5)
+            self.assertEqual(self_metric(agent, "sonde_consumer_yielding"), 0)
 
 
 if __name__ == "__main__":
