@@ -30,9 +30,9 @@ struct ConsumerPriorityOptions {
     uint64_t escalate_at_bytes = 0;  // backlog that gives normal priority back
     std::chrono::milliseconds first_backoff{10'000};
     std::chrono::milliseconds max_backoff{300'000};
-    // How often the watcher looks at the backlog while the consumer is idle:
-    // at 26 MB/s of records (nginx at 100k requests/s) a quarter of a 4 MB
-    // ring fills in 40 ms, the whole ring in 150.
+    // How often the watcher looks at the backlog while the consumer is idle.
+    // Records arriving at 26 MB/s would fill a quarter of the 4 MiB ring in
+    // 40 ms and the rest in another 110 ms: room for a late check or two.
     std::chrono::milliseconds check_every{25};
 };
 
