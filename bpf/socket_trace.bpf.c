@@ -50,7 +50,7 @@ const volatile bool has_bpf_loop = false;
  * per field: the socket behind an fd is found on every data syscall. */
 const volatile bool has_rdonly_cast = false;
 const volatile __u32 agent_pid = 0;                     /* never report the agent itself */
-const volatile __u64 wakeup_bytes = SONDE_RINGBUF_BYTES / 4;
+const volatile __u64 wakeup_bytes = SONDE_RINGBUF_WAKEUP_BYTES;
 const volatile __u32 bench_stage = SONDE_BENCH_STAGE_FULL; /* enum sonde_bench_stage */
 
 struct {

@@ -44,6 +44,10 @@
 #define SONDE_MAX_TLS_SOCKETS 65536        /* tls_sockets: sockets carrying TLS */
 #define SONDE_MAX_PENDING_SSL_WRITES 1024  /* pending_ssl_writes: one per thread, briefly */
 #define SONDE_RINGBUF_BYTES (4u * 1024u * 1024u)
+/* Backlog at which records force a wake-up of the consumer (they are written
+ * without one below it), and at which user space gives its drain thread normal
+ * CPU priority back (ebpf/consumer_priority.h). */
+#define SONDE_RINGBUF_WAKEUP_BYTES (SONDE_RINGBUF_BYTES / 4)
 
 enum sonde_event_type {
     SONDE_EVENT_DATA = 1,       /* bytes read from / written to a TCP socket */

@@ -175,8 +175,7 @@ private:
             return;
         }
         ebpf::ConsumerPriorityOptions options;
-        // The kernel programs force a wake-up at the same backlog (wakeup_bytes).
-        options.escalate_at_bytes = tracer_->ring_capacity_bytes() / 4;
+        options.escalate_at_bytes = SONDE_RINGBUF_WAKEUP_BYTES;
         consumer_priority_ = std::make_unique<ebpf::ConsumerPriority>(
             [tracer = tracer_.get()] { return tracer->ring_backlog_bytes(); }, options);
         spdlog::info("ring drained at idle CPU priority while it keeps up (yield_cpu)");

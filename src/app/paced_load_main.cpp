@@ -39,6 +39,7 @@
 #include <string_view>
 #include <vector>
 
+#include "discovery/unique_fd.h"
 #include "protocols/http1/http1.h"
 
 namespace {
@@ -60,27 +61,10 @@ int64_t now_ns() {
     return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
-class Fd {
-public:
-    explicit Fd(int fd = -1) : fd_(fd) {}
-    ~Fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    Fd(Fd&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
-    Fd& operator=(Fd&& other) noexcept {
-        std::swap(fd_, other.fd_);
-        return *this;
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return fd_; }
-
-private:
-    int fd_;
-};
+using sonde::discovery::UniqueFd;
 
 struct Connection {
-    Fd fd;
+    UniqueFd fd;
     std::string received;
     int64_t due_ns = 0;   // when its request in flight was due
     int64_t sent_ns = 0;  // when that request was written
@@ -132,8 +116,8 @@ Options parse_options(int argc, char** argv) {
     return o;
 }
 
-Fd connect_loopback(uint16_t port) {
-    Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+UniqueFd connect_loopback(uint16_t port) {
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (fd.get() < 0) fail(std::string("socket: ") + std::strerror(errno));
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -330,7 +314,7 @@ private:
 
     Options o_;
     std::string request_;
-    Fd epoll_;
+    UniqueFd epoll_;
     std::vector<Connection> connections_;
     std::deque<int64_t> waiting_;  // due instants of requests not sent yet
     size_t in_flight_ = 0;

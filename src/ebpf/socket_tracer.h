@@ -88,7 +88,6 @@ public:
 
     // Bytes written to the ring and not consumed yet; safe from any thread.
     uint64_t ring_backlog_bytes() const;
-    uint64_t ring_capacity_bytes() const { return SONDE_RINGBUF_BYTES; }
 
     // Uprobes on one TLS library file for every process that maps it (the
     // kernel programs filter by PID). Call once per file; the probes stay

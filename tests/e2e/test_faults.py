@@ -20,6 +20,7 @@ the Go test server, so that no port is watched: the test's own clients (this
 process, wrk) are never instrumented and the gauges count exactly the targets.
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -51,6 +52,19 @@ def private_go_server(test, port):
     server.selector = f"/{name}$"
     test.addCleanup(server.stop)
     return server
+
+
+@contextlib.contextmanager
+def agent_that_counted_five(test, wrapper=None):
+    """An agent picking a private Go server by its executable path, once it has
+    counted 5 requests to it: yields (agent, port)."""
+    port = h.free_port()
+    srv = private_go_server(test, port).start()
+    with h.Agent(env={"SONDE_EXECUTABLE_NAME": srv.selector}, wrapper=wrapper) as agent:
+        agent.wait_instrumented(srv.pid)
+        h.send_gets(port, ["/status/200"] * 5)
+        agent.wait_server_requests(port, 5)
+        yield agent, port
 
 
 def cpu_seconds(pid):
@@ -708,12 +722,7 @@ class FaultRingBufferFloodTest(unittest.TestCase):
     counts new requests exactly."""
 
     def test_ring_overflow_while_agent_stopped(self):
-        port = h.free_port()
-        srv = private_go_server(self, port).start()
-        with h.Agent(env={"SONDE_EXECUTABLE_NAME": srv.selector}) as agent:
-            agent.wait_instrumented(srv.pid)
-            h.send_gets(port, ["/status/200"] * 5)
-            agent.wait_server_requests(port, 5)
+        with agent_that_counted_five(self) as (agent, port):
             self.assertEqual(self_metric(agent, "sonde_kernel_ringbuf_full_total"), 0)
 
             agent.proc.send_signal(signal.SIGSTOP)
@@ -826,12 +835,7 @@ class FaultNoIdleCpuTest(unittest.TestCase):
         return done, counted
 
     def test_drain_thread_gets_normal_priority_back_and_nothing_is_lost(self):
-        port = h.free_port()
-        srv = private_go_server(self, port).start()
-        with h.Agent(env={"SONDE_EXECUTABLE_NAME": srv.selector}) as agent:
-            agent.wait_instrumented(srv.pid)
-            h.send_gets(port, ["/status/200"] * 5)
-            agent.wait_server_requests(port, 5)
+        with agent_that_counted_five(self) as (agent, port):
             pid = agent.proc.pid
             # At rest: the main thread (it drains the ring) and only it is idle.
             self.assertEqual(idle_threads(pid), [pid])
@@ -850,16 +854,11 @@ class FaultNoIdleCpuTest(unittest.TestCase):
             self.assertEqual(idle_threads(pid), [])
 
     def test_without_cap_sys_nice_the_drain_thread_keeps_normal_priority(self):
-        port = h.free_port()
-        srv = private_go_server(self, port).start()
         wrapper = ["capsh", "--drop=cap_sys_nice", "--", "-c", 'exec "$0" "$@"']
-        with h.Agent(env={"SONDE_EXECUTABLE_NAME": srv.selector}, wrapper=wrapper) as agent:
-            agent.wait_instrumented(srv.pid)
+        with agent_that_counted_five(self, wrapper=wrapper) as (agent, _):
             self.assertIn("could not take normal priority back from idle (no CAP_SYS_NICE)",
                           agent.logs())
             self.assertEqual(idle_threads(agent.proc.pid), [])
-            h.send_gets(port, ["/status/200"] * 5)
-            agent.wait_server_requests(port, 5)
             self.assertEqual(self_metric(agent, "sonde_consumer_yielding"), 0)
 
 
