@@ -176,6 +176,7 @@ private:
         }
         ebpf::ConsumerPriorityOptions options;
         options.escalate_at_bytes = SONDE_RINGBUF_WAKEUP_BYTES;
+        options.caught_up_below_bytes = SONDE_RINGBUF_WAKEUP_BYTES / 8;
         consumer_priority_ = std::make_unique<ebpf::ConsumerPriority>(
             [tracer = tracer_.get()] { return tracer->ring_backlog_bytes(); }, options);
         spdlog::info("ring drained at idle CPU priority while it keeps up (yield_cpu)");

@@ -842,8 +842,9 @@ std::vector<OptionSpec> make_table() {
                        "Run the thread that drains the kernel's ring buffer at idle CPU "
                        "priority (`SCHED_IDLE`) while it keeps up: it then uses only CPU time "
                        "no other thread wants, and never delays the watched programs. When a "
-                       "quarter of the ring is waiting it gets normal priority back, for 10 s "
-                       "at first, doubling while the load keeps calling for it (up to 5 min). "
+                       "quarter of the ring is waiting it gets normal priority back until it "
+                       "has caught up (less than an eighth of that waiting, and at least "
+                       "100 ms). "
                        "Needs `CAP_SYS_NICE` to take normal priority back; without it the "
                        "thread keeps normal priority.",
                        SONDE_FIELD(yield_cpu), BoolCodec{}));

@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -57,25 +56,20 @@ bool ConsumerPriority::set_idle(bool idle) {
 
 void ConsumerPriority::watch() {
     using Clock = std::chrono::steady_clock;
-    auto backoff = options_.first_backoff;
-    Clock::time_point idle_again{};    // while normal: when to yield again
-    Clock::time_point last_yielded{};  // when the consumer last became idle
+    Clock::time_point raised_at{};
     std::unique_lock lock(mutex_);
     while (true) {
-        const auto wake = yielding() ? Clock::now() + options_.check_every : idle_again;
-        if (stop_requested_.wait_until(lock, wake, [this] { return stopping_; })) return;
-        const auto now = Clock::now();
+        if (stop_requested_.wait_for(lock, options_.check_every, [this] { return stopping_; }))
+            return;
+        const uint64_t backlog = backlog_();
         if (yielding()) {
-            if (backlog_() >= options_.escalate_at_bytes && set_idle(false)) {
+            if (backlog >= options_.escalate_at_bytes && set_idle(false)) {
                 escalations_.fetch_add(1, std::memory_order_relaxed);
-                // Falling behind again soon after yielding: stay normal longer.
-                backoff = now - last_yielded < 2 * backoff
-                              ? std::min(backoff * 2, options_.max_backoff)
-                              : options_.first_backoff;
-                idle_again = now + backoff;
+                raised_at = Clock::now();
             }
-        } else if (now >= idle_again && set_idle(true)) {
-            last_yielded = now;
+        } else if (backlog < options_.caught_up_below_bytes &&
+                   Clock::now() - raised_at >= options_.min_normal) {
+            set_idle(true);
         }
     }
 }

@@ -1,5 +1,5 @@
-// The ring consumer's CPU priority: idle while it keeps up, normal when it
-// falls behind.
+// The ring consumer's CPU priority: idle while it keeps up, normal while it
+// has fallen behind.
 //
 // The agent drains the ring in batches (every 50 ms), so each wake-up brings
 // a burst of work, about a millisecond at 20k requests per second. At normal
@@ -11,7 +11,9 @@
 // almost no CPU, though, and the ring would fill: a watcher thread at normal
 // priority looks at the ring's backlog every 25 ms (a few µs each time) and,
 // once a quarter of the ring waits, gives the consumer normal priority back
-// for a back-off that doubles while the load keeps calling for it.
+// until it has caught up. Not for longer: after a load spike the consumer
+// would keep delaying the server's requests as above, though idle CPU time is
+// back (docs/performance.md, P3 after a burst).
 #pragma once
 
 #include <sys/types.h>
@@ -28,8 +30,11 @@ namespace sonde::ebpf {
 
 struct ConsumerPriorityOptions {
     uint64_t escalate_at_bytes = 0;  // backlog that gives normal priority back
-    std::chrono::milliseconds first_backoff{10'000};
-    std::chrono::milliseconds max_backoff{300'000};
+    // Once normal: idle again at the first check that finds the backlog below
+    // this, and at least min_normal after the raise (the consumer, woken by
+    // the kernel at the same backlog, needs a moment to get the CPU).
+    uint64_t caught_up_below_bytes = 0;
+    std::chrono::milliseconds min_normal{100};
     // How often the watcher looks at the backlog while the consumer is idle.
     // Records arriving at 26 MB/s would fill a quarter of the 4 MiB ring in
     // 40 ms and the rest in another 110 ms: room for a late check or two.

@@ -68,8 +68,8 @@ protected:
     static ConsumerPriorityOptions fast_options() {
         ConsumerPriorityOptions o;
         o.escalate_at_bytes = 1000;
-        o.first_backoff = 150ms;
-        o.max_backoff = 1000ms;
+        o.caught_up_below_bytes = 100;
+        o.min_normal = 150ms;
         o.check_every = 5ms;
         return o;
     }
@@ -85,31 +85,45 @@ TEST_F(ConsumerPriorityTest, ConsumerRunsIdleWhileTheBacklogIsSmall) {
     EXPECT_EQ(c.priority.load()->escalations(), 0u);
 }
 
-TEST_F(ConsumerPriorityTest, BacklogGivesNormalPriorityBackThenIdleAfterTheBackoff) {
+TEST_F(ConsumerPriorityTest, BacklogGivesNormalPriorityBackUntilCaughtUp) {
     Consumer c(fast_options());
-    const auto raised_at = std::chrono::steady_clock::now();
     c.backlog = 1000;
     ASSERT_TRUE(eventually([&] { return policy_of(c.tid) == SCHED_OTHER; }, 500ms));
+    const auto raised_at = std::chrono::steady_clock::now();
     EXPECT_FALSE(c.priority.load()->yielding());
     EXPECT_EQ(c.priority.load()->escalations(), 1u);
-    c.backlog = 0;
-    ASSERT_TRUE(eventually([&] { return policy_of(c.tid) == SCHED_IDLE; }, 1000ms));
-    // Not before the back-off: 150 ms after the raise at the earliest.
-    EXPECT_GE(std::chrono::steady_clock::now() - raised_at, 140ms);
+    // Below the raise threshold but not caught up: stays normal, past min_normal too.
+    c.backlog = 500;
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(policy_of(c.tid), SCHED_OTHER);
+    c.backlog = 99;
+    ASSERT_TRUE(eventually([&] { return policy_of(c.tid) == SCHED_IDLE; }, 500ms));
     EXPECT_TRUE(c.priority.load()->yielding());
+    EXPECT_EQ(c.priority.load()->escalations(), 1u);
+    EXPECT_GE(std::chrono::steady_clock::now() - raised_at, 290ms);
 }
 
-TEST_F(ConsumerPriorityTest, FallingBehindAgainSoonDoublesTheBackoff) {
+TEST_F(ConsumerPriorityTest, CaughtUpAtOnceStillStaysNormalForMinNormal) {
     Consumer c(fast_options());
     c.backlog = 5000;
-    ASSERT_TRUE(eventually([&] { return c.priority.load()->escalations() == 1; }, 500ms));
-    // Still behind when the first back-off (150 ms) ends: idle again, then
-    // raised again at the next check, now for 300 ms.
-    ASSERT_TRUE(eventually([&] { return c.priority.load()->escalations() == 2; }, 1000ms));
-    const auto second = std::chrono::steady_clock::now();
+    ASSERT_TRUE(eventually([&] { return policy_of(c.tid) == SCHED_OTHER; }, 500ms));
+    const auto raised_at = std::chrono::steady_clock::now();
     c.backlog = 0;
-    ASSERT_TRUE(eventually([&] { return policy_of(c.tid) == SCHED_IDLE; }, 2000ms));
-    EXPECT_GE(std::chrono::steady_clock::now() - second, 250ms);
+    ASSERT_TRUE(eventually([&] { return policy_of(c.tid) == SCHED_IDLE; }, 1000ms));
+    // Not before min_normal (150 ms; the raise was seen up to one check late).
+    EXPECT_GE(std::chrono::steady_clock::now() - raised_at, 140ms);
+}
+
+TEST_F(ConsumerPriorityTest, FallingBehindAgainRaisesAgain) {
+    Consumer c(fast_options());
+    for (uint64_t round = 1; round <= 3; ++round) {
+        c.backlog = 2000;
+        ASSERT_TRUE(eventually([&] { return c.priority.load()->escalations() == round; }, 500ms));
+        EXPECT_EQ(policy_of(c.tid), SCHED_OTHER);
+        c.backlog = 0;
+        ASSERT_TRUE(eventually([&] { return policy_of(c.tid) == SCHED_IDLE; }, 1000ms));
+    }
+    EXPECT_EQ(c.priority.load()->escalations(), 3u);
 }
 
 TEST_F(ConsumerPriorityTest, DestructionRestoresNormalPriority) {
