@@ -5,6 +5,8 @@ instrumented in the same invocation, written to docs/performance.md.
 Usage (root): bench/run.py [--quick] [--scenarios P1,P2,...] [--reps N]
                            [--duration S] [--agent PATH] [--floor PATH]
                            [--p3-rate R] [--p3-client paced|wrk|hey]
+                           [--compare-agent NAME=PATH ...]
+                           [--variant-env NAME:KEY=VALUE ...] [--p3-burst S]
                            [--instrument-client] [--output FILE | --no-write]
 
 Scenarios (loopback only, servers and load generator on this machine):
@@ -27,6 +29,9 @@ baseline, sonde, ...):
             the same kernel hooks, programs that only do the PID-filter lookup
             (skipped, with a note, while that binary does not exist)
   otel      P5 only: the OpenTelemetry SDK inside the server process
+  NAME      --compare-agent NAME=PATH: another agent binary (an older build,
+            say), run right after `sonde` with the same settings, for an A/B
+            comparison within one run; reported, not held to the targets
 
 Figures per variant: median over the repetitions of throughput, p50 and p99
 latency, each with the median of the per-repetition ratios to the baseline
@@ -502,15 +507,28 @@ def warm_up(port, tls, n=WARMUP_REQUESTS):
 
 # ---------------------------------------------------------------- scenarios
 
+# --compare-agent NAME=PATH: more agent binaries, each a variant of its own
+# run right after `sonde` (the same settings), for A/B comparisons in one run.
+COMPARE_AGENTS = {}
+# --variant-env NAME:KEY=VALUE: environment of one agent variant (sonde or a
+# compared one), on top of the settings every agent run gets.
+VARIANT_ENV = {}
+
+
 class Scenario:
     def __init__(self, key, title, load, tls=False, variants=("baseline", "sonde", "floor")):
         self.key, self.title, self.load, self.tls = key, title, load, tls
-        self.variants = list(variants)
+        self.variants = []
+        for v in variants:
+            self.variants.append(v)
+            if v == "sonde":
+                self.variants += list(COMPARE_AGENTS)
         self.runs = {v: [] for v in self.variants}   # variant -> [run dict per repetition]
         self.notes = []
         self.load_text = ""
         self.warm_requests = {}  # port -> requests of the unrecorded first load
         self.reps = None  # repetitions, when not --reps
+        self.burst = None  # (seconds, load) run unmeasured before each measured load
 
 
 def median(xs):
@@ -533,9 +551,10 @@ class Bench:
         port, pids = target["port"], target["pids"]
         agent = floor = None
         try:
-            if variant == "sonde":
-                agent = SondeAgent(a.agent, port, pids, self.workdir,
-                                   exclude_clients=not a.instrument_client)
+            if variant == "sonde" or variant in COMPARE_AGENTS:
+                agent = SondeAgent(COMPARE_AGENTS.get(variant, a.agent), port, pids,
+                                   self.workdir, exclude_clients=not a.instrument_client,
+                                   extra_env=VARIANT_ENV.get(variant))
                 libs = agent.tls_libraries()
                 if libs:
                     self.tls_libs[port] = libs
@@ -544,9 +563,12 @@ class Bench:
                     {lib for pid in pids for lib in h.maps_libssl(pid)})
                 floor = ProbeFloor(a.floor, pids, libs, self.workdir)
             warm_up(port, sc.tls)
+            if agent:
+                raised0 = h.metric_sum(agent.metrics(), PRIORITY_RAISED)
+            burst_requests = sc.burst[1](port)["requests"] if sc.burst else 0
             instr = agent or floor
             if agent:
-                samples0 = agent.drain(at_least=WARMUP_REQUESTS)
+                samples0 = agent.drain(at_least=WARMUP_REQUESTS + burst_requests)
                 count0 = agent.count(samples0)
             if instr:
                 progs0 = bpf_programs(instr.pid)
@@ -568,8 +590,8 @@ class Bench:
                     if DROP_METRIC.match(name):
                         before = sum(v for n_, l_, v in samples0 if n_ == name and l_ == labels)
                         drops[name] = drops.get(name, 0) + value - before
-                raised = (h.metric_sum(samples1, PRIORITY_RAISED)
-                          - h.metric_sum(samples0, PRIORITY_RAISED))
+                # Since the warm-up: a burst before the load counts (it is why it is there).
+                raised = h.metric_sum(samples1, PRIORITY_RAISED) - raised0
                 run.update(counted=counted, lost=max(0, res["requests"] - counted), raised=raised,
                            ringbuf_full=drops.pop(RINGBUF_FULL, 0),
                            other_drops={k: v for k, v in drops.items() if v})
@@ -667,7 +689,8 @@ def scenario_table(sc):
                  fmt_ms(col("p50")), "1" if v == "baseline" else fmt_ratio(ratios(sc, v, "p50")),
                  fmt_ms(col("p99")), "1" if v == "baseline" else fmt_ratio(ratios(sc, v, "p99"))]
         if has_floor:
-            cells.append(fmt_ratio(ratios(sc, v, "rps", "floor")) if v == "sonde" else "")
+            cells.append(fmt_ratio(ratios(sc, v, "rps", "floor"))
+                         if v == "sonde" or v in COMPARE_AGENTS else "")
         if "cpu_us_per_req" in runs[0]:
             cells += [fmt_num(col("cpu_us_per_req")),
                       f"{max(r['steady_rss_mb'] for r in runs):.1f}",
@@ -714,11 +737,15 @@ def scenario_table(sc):
             parts.append(part)
         out += ("\n\nEach second's own p99, the median over the seconds of a run, then over "
                 "the repetitions: " + "; ".join(parts) + ".")
-    if sc.runs.get("sonde"):
-        raised = [r.get("raised", 0) for r in sc.runs["sonde"]]
-        out += (f" The agent's drain thread got normal CPU priority back (yield_cpu: a quarter "
+    for v in ["sonde", *COMPARE_AGENTS]:
+        if not sc.runs.get(v):
+            continue
+        raised = [r.get("raised", 0) for r in sc.runs[v]]
+        whose = "The agent's" if v == "sonde" else f"{v}'s"
+        out += (f" {whose} drain thread got normal CPU priority back (yield_cpu: a quarter "
                 f"of the ring waiting) in {sum(1 for x in raised if x)} of {len(raised)} "
-                f"repetitions.")
+                f"repetitions ({sum(raised):.0f} times in all"
+                f"{', the bursts before the loads included' if sc.burst else ''}).")
     errors = [(v, sum(r["socket_errors"] for r in sc.runs[v]), sum(r["non2xx"] for r in sc.runs[v]))
               for v in sc.variants if sc.runs.get(v)]
     bad = [f"{v}: {e} socket errors, {n} non-2xx" for v, e, n in errors if e or n]
@@ -983,6 +1010,16 @@ def main():
     ap.add_argument("--duration", type=int, help="seconds per load run (default 5, quick 1)")
     ap.add_argument("--agent", default=os.path.join(REPO, "build", "sonde"))
     ap.add_argument("--floor", default=os.path.join(REPO, "build", "sonde-probe-floor"))
+    ap.add_argument("--compare-agent", action="append", default=[], metavar="NAME=PATH",
+                    help="another agent binary (e.g. an older build), run as variant NAME "
+                         "right after `sonde` in every repetition, with the same settings; "
+                         "repeatable. Its rows are reported, the targets use `sonde` only "
+                         "(`--compare-agent payload=build/sonde` with --variant-env: the same "
+                         "binary, other settings)")
+    ap.add_argument("--variant-env", action="append", default=[], metavar="NAME:KEY=VALUE",
+                    help="an environment variable for the agent of variant NAME (sonde or a "
+                         "--compare-agent), e.g. payload:SONDE_BENCHMARK_KERNEL_STAGE=payload; "
+                         "repeatable")
     ap.add_argument("--p3-rate", type=int,
                     help="P3 offered rate, req/s (default: 20%% of P1's baseline, else 4000)")
     ap.add_argument("--p3-client", choices=("paced", "wrk", "hey"), default="paced",
@@ -993,6 +1030,10 @@ def main():
                     help="P3's repetitions (default 9, quick: --reps): a p99 ratio of one "
                          "repetition swings by tens of percent on this VM")
     ap.add_argument("--paced-load", default=os.path.join(REPO, "build", "sonde-paced-load"))
+    ap.add_argument("--p3-burst", type=int, default=0, metavar="S",
+                    help="before each measured P3 load, S seconds of saturating load "
+                         "(unmeasured): P3 then shows the latency right after a load spike, "
+                         "which is when the agent's drain thread last needed normal priority")
     ap.add_argument("--instrument-client", action="store_true",
                     help="let Sonde instrument the load generator too (client side)")
     ap.add_argument("--microbench", default=os.path.join(REPO, "build", "sonde_bench"),
@@ -1019,6 +1060,20 @@ def main():
     check_tools(tools)
     if "P3" in wanted and args.p3_client == "paced" and not os.access(args.paced_load, os.X_OK):
         raise Failure(f"{args.paced_load} is missing: `make build` builds it")
+    for spec in args.compare_agent:
+        name, sep, path = spec.partition("=")
+        if (not sep or not re.fullmatch(r"[a-z][a-z0-9_-]*", name)
+                or name in ("baseline", "sonde", "floor", "otel") or name in COMPARE_AGENTS):
+            ap.error(f"--compare-agent {spec}: want NAME=PATH, NAME a new lowercase variant name")
+        if not os.access(path, os.X_OK):
+            raise Failure(f"--compare-agent {spec}: no executable at {path}")
+        COMPARE_AGENTS[name] = os.path.abspath(path)
+    for spec in args.variant_env:
+        m = re.fullmatch(r"([a-z][a-z0-9_-]*):([A-Z_][A-Z0-9_]*)=(.*)", spec)
+        if not m or (m.group(1) != "sonde" and m.group(1) not in COMPARE_AGENTS):
+            ap.error(f"--variant-env {spec}: want NAME:KEY=VALUE, NAME sonde or a "
+                     "--compare-agent name")
+        VARIANT_ENV.setdefault(m.group(1), {})[m.group(2)] = m.group(3)
     args.agent = os.path.abspath(args.agent)
     args.floor = os.path.abspath(args.floor)
     if not os.access(args.agent, os.X_OK):
@@ -1054,6 +1109,12 @@ def main():
                 os.makedirs(os.path.dirname(copy), exist_ok=True)
                 shutil.copy2(path, copy)
                 setattr(args, name, copy)
+        for name, path in COMPARE_AGENTS.items():
+            binaries[name] = describe_binary(path)
+            copy = os.path.join(workdir, "bin", name, os.path.basename(path))
+            os.makedirs(os.path.dirname(copy), exist_ok=True)
+            shutil.copy2(path, copy)
+            COMPARE_AGENTS[name] = copy
         mach["binaries"] = binaries
         restore_stats = enable_bpf_stats()
         bench = Bench(args, workdir)
@@ -1095,6 +1156,10 @@ def main():
         if "P3" in wanted:
             sc = Scenario("P3", "nginx at a fixed rate well below saturation", None)
             sc.reps = args.p3_reps or (args.reps if args.quick else max(args.reps, 9))
+            if args.p3_burst:
+                sc.burst = (args.p3_burst, lambda port: wrk(
+                    f"http://127.0.0.1:{port}/status/200", sat_threads, sat_conns,
+                    args.p3_burst))
             order.append((sc, {v: target(plain) for v in sc.variants}))
         if "P4" in wanted:
             sc = Scenario("P4", "nginx over HTTPS (system libssl), keep-alive, "
@@ -1156,6 +1221,12 @@ def main():
                         "millisecond timers would send in bursts (then the latency is mostly "
                         "the time to serve the burst ahead: `--p3-client wrk`), wrk2 is not "
                         "available, hey prints latencies to 0.1 ms only")
+            if sc.burst:
+                sc.load_text += (
+                    f". Before each measured load (after the warm-up, not measured): "
+                    f"`wrk -t{sat_threads} -c{sat_conns} -d{sc.burst[0]}s` at saturation, "
+                    "then the agent's count is awaited (well under a second), so the paced "
+                    "load starts right after a load spike")
             if sc.key == "P5":
                 targets = start_p5(sc, workdir)
             # One unrecorded saturating load against each bare server first: warms
@@ -1235,7 +1306,7 @@ def start_p5(sc, workdir):
     otel.start()
     sc.p5 = {"out": out, "otel": otel, "receiver": receiver}
     t = {"port": node.port, "pids": [node.proc.pid]}
-    return {"baseline": t, "sonde": t, "floor": t,
+    return {"baseline": t, "sonde": t, "floor": t, **{v: t for v in COMPARE_AGENTS},
             "otel": {"port": otel_port, "pids": [otel.proc.pid]}}
 
 
@@ -1348,8 +1419,11 @@ def render(args, scs, mach, started_at, command, elapsed, sides_p4, floor_note,
            f"| date | {started_at.strftime('%Y-%m-%d %H:%M UTC')} |",
            f"| command | `{command}` |",
            f"| machine | Linux {mach['kernel']}, {mach['nproc']} CPUs, {mach['cpu']} |",
-           *[f"| {'agent' if k == 'agent' else 'probe floor'} | {v} |"
+           *[f"| {({'agent': 'agent', 'floor': 'probe floor'}).get(k, 'variant ' + k)} | {v} |"
              for k, v in mach.get("binaries", {}).items()],
+           *[f"| environment of variant {v} | "
+             f"{', '.join(f'`{k}={x}`' for k, x in sorted(env.items()))} |"
+             for v, env in VARIANT_ENV.items()],
            *[f"| agent's kernel hooks (its log) | {hooks} |" for hooks in sorted(AGENT_HOOKS)],
            f"| machine activity before the start | load average {' '.join(mach['loadavg'])}; "
            f"CPU {mach['busy_before']:.0f}% busy over 1 s |",
