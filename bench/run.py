@@ -42,10 +42,12 @@ VmRSS sampled every 0.2 s during the load) and peak RSS
 (VmHWM); requests Sonde counted (its http_server_request_duration_seconds_count
 for the port, read once its count stops growing after the load) against those
 the load generator completed; ring-buffer and other drop self-metrics; runs of
-the agent's own BPF programs per request (kernel.bpf_stats_enabled is turned
-on for the run with BPF_ENABLE_STATS, which the kernel undoes when this script
-exits, however it exits; run_cnt/run_time_ns from the fdinfo of the program
-fds the agent holds), split into tracepoint and uprobe programs.
+the agent's own BPF programs per request, split into tracepoint and uprobe
+programs, from one extra run of each instrumented variant after the
+repetitions (kernel.bpf_stats_enabled is on for that run only, with
+BPF_ENABLE_STATS, which the kernel undoes when its descriptor is closed, even
+if this script is killed; run_cnt/run_time_ns from the fdinfo of the program
+fds the agent holds).
 
 Every process started here is stopped at exit (also on Ctrl-C and SIGTERM).
 Exit status: 0 measured (whatever the targets say), 1 a failure, 2 usage.
@@ -529,6 +531,7 @@ class Scenario:
         self.warm_requests = {}  # port -> requests of the unrecorded first load
         self.reps = None  # repetitions, when not --reps
         self.burst = None  # (seconds, load) run unmeasured before each measured load
+        self.stats_runs = {}  # variant -> the run with BPF statistics on
 
 
 def median(xs):
@@ -545,8 +548,8 @@ class Bench:
             "variant is skipped")
         self.tls_libs = {}  # port -> libraries sonde probed (for the floor)
 
-    # one measured run of one variant
-    def run_variant(self, sc, variant, target):
+    # one measured run of one variant; with `stats`, BPF statistics are on for it
+    def run_variant(self, sc, variant, target, stats=False):
         a = self.args
         port, pids = target["port"], target["pids"]
         agent = floor = None
@@ -570,18 +573,24 @@ class Bench:
             if agent:
                 samples0 = agent.drain(at_least=WARMUP_REQUESTS + burst_requests)
                 count0 = agent.count(samples0)
-            if instr:
-                progs0 = bpf_programs(instr.pid)
-                cpu0 = cpu_seconds(instr.pid)
-                rss = RssSampler(instr.pid)
-            res = sc.load(port)
-            run = dict(res)
-            if instr:
-                run["steady_rss_mb"] = rss.stop()
-            if instr:
-                tp, up, ns = bpf_delta(progs0, bpf_programs(instr.pid))
-                n = max(1, res["requests"])
-                run.update(tp_per_req=tp / n, up_per_req=up / n, bpf_us_per_req=ns / 1e3 / n)
+            stop_stats = enable_bpf_stats() if stats and instr else None
+            try:
+                if instr:
+                    progs0 = bpf_programs(instr.pid)
+                    cpu0 = cpu_seconds(instr.pid)
+                    rss = RssSampler(instr.pid)
+                res = sc.load(port)
+                run = dict(res)
+                if instr:
+                    run["steady_rss_mb"] = rss.stop()
+                if stop_stats:
+                    tp, up, ns = bpf_delta(progs0, bpf_programs(instr.pid))
+                    n = max(1, res["requests"])
+                    run.update(tp_per_req=tp / n, up_per_req=up / n,
+                               bpf_us_per_req=ns / 1e3 / n)
+            finally:
+                if stop_stats:
+                    stop_stats()
             if agent:
                 samples1 = agent.drain(at_least=count0 + res["requests"])
                 counted = agent.count(samples1) - count0
@@ -608,13 +617,21 @@ class Bench:
     def run_scenario(self, sc, targets):
         a = self.args
         reps = sc.reps or a.reps
-        for rep in range(reps):
+        # The repetitions, then one run of each instrumented variant with BPF
+        # statistics on (the only one: they add two clock reads to every program
+        # run), unless --bpf-stats-during-load keeps them on throughout.
+        stats_run = not a.bpf_stats_during_load
+        for rep in range(reps + (1 if stats_run else 0)):
+            profiling = stats_run and rep == reps
             for v in sc.variants:
                 if v == "floor" and not self.floor_ok:
                     continue
+                if profiling and v in ("baseline", "otel"):
+                    continue
                 t0 = time.monotonic()
                 try:
-                    run = self.run_variant(sc, v, targets[v])
+                    run = self.run_variant(sc, v, targets[v],
+                                           stats=profiling or a.bpf_stats_during_load)
                 except Failure as err:
                     if v != "floor":
                         raise
@@ -625,6 +642,13 @@ class Bench:
                                        f"skipped from there on: {str(err).splitlines()[0]}")
                     sys.stderr.write(f"bench: {err}\n")
                     sc.runs["floor"] = []
+                    continue
+                if profiling:
+                    sc.stats_runs[v] = run
+                    print(f"  {sc.key} BPF statistics run {v:8s} "
+                          f"{run['tp_per_req']:.2f} tracepoint + {run['up_per_req']:.2f} uprobe "
+                          f"runs/req, {run['bpf_us_per_req']:.3f} BPF µs/req  "
+                          f"[{time.monotonic() - t0:.1f}s]", flush=True)
                     continue
                 sc.runs[v].append(run)
                 extra = ""
@@ -711,7 +735,11 @@ def scenario_table(sc):
                                    for k, x in sorted(other.items())) or "0")
         else:
             cells += ["—", "—", "—"]
-        if "tp_per_req" in runs[0]:
+        if v in sc.stats_runs:
+            st = sc.stats_runs[v]
+            cells += [fmt_num(st["tp_per_req"]), fmt_num(st["up_per_req"]),
+                      fmt_num(st["bpf_us_per_req"], ".3f")]
+        elif "tp_per_req" in runs[0]:
             cells += [fmt_num(col("tp_per_req")), fmt_num(col("up_per_req")),
                       fmt_num(col("bpf_us_per_req"), ".3f")]
         else:
@@ -814,7 +842,8 @@ def evaluate(scs, sides_p4, floor_note, uprobe_tables=None):
     total_lost = sum(r["lost"] for _, r in lost) if lost else None
     row("zero requests lost in P1–P4", total_lost, lambda x: x == 0, fmt="{:.0f} lost")
     if P["P4"] and P["P4"].runs.get("sonde"):
-        up = median([r["up_per_req"] for r in P["P4"].runs["sonde"]])
+        st = P["P4"].stats_runs.get("sonde")
+        up = st["up_per_req"] if st else median([r.get("up_per_req") for r in P["P4"].runs["sonde"]])
         per_side = up / sides_p4
         shown = (f"{per_side:.2f} ({up:.2f} per request over {sides_p4} side"
                  f"{'s' if sides_p4 > 1 else ''})")
@@ -1034,6 +1063,10 @@ def main():
                     help="before each measured P3 load, S seconds of saturating load "
                          "(unmeasured): P3 then shows the latency right after a load spike, "
                          "which is when the agent's drain thread last needed normal priority")
+    ap.add_argument("--bpf-stats-during-load", action="store_true",
+                    help="keep kernel.bpf_stats_enabled on during every measured run (as "
+                         "before 2026-11-27) instead of one extra run per instrumented variant "
+                         "(statistics add two clock reads to every program run)")
     ap.add_argument("--instrument-client", action="store_true",
                     help="let Sonde instrument the load generator too (client side)")
     ap.add_argument("--microbench", default=os.path.join(REPO, "build", "sonde_bench"),
@@ -1116,7 +1149,8 @@ def main():
             shutil.copy2(path, copy)
             COMPARE_AGENTS[name] = copy
         mach["binaries"] = binaries
-        restore_stats = enable_bpf_stats()
+        if args.bpf_stats_during_load:
+            restore_stats = enable_bpf_stats()
         bench = Bench(args, workdir)
         if bench.floor_note:
             print(f"note: {bench.floor_note}", flush=True)
@@ -1276,7 +1310,8 @@ def main():
     raw = os.path.join(REPO, "build", "bench-results.json")
     try:
         with open(raw, "w") as f:
-            json.dump({k: {"runs": sc.runs, "notes": sc.notes} for k, sc in scs.items()}, f,
+            json.dump({k: {"runs": sc.runs, "stats_runs": sc.stats_runs, "notes": sc.notes}
+                       for k, sc in scs.items()}, f,
                       indent=1)
     except OSError:
         pass
@@ -1378,12 +1413,14 @@ METHOD = (
     "answered and counted, not read by wrk). *Drops* are the rise of the agent's self-metrics "
     "that count something lost (`sonde_kernel_ringbuf_full_total` on its own). BPF runs per "
     "request are the rise of `run_cnt` of the agent's own programs (the floor's for the "
-    "floor; kernel.bpf_stats_enabled on for the run) over the load, divided by the requests "
-    "completed: syscall tracepoint programs run for every process on the machine (the load "
+    "floor) over the load, divided by the requests completed, in one more run of each "
+    "instrumented variant after the repetitions: the only run with kernel.bpf_stats_enabled "
+    "on, and left out of every other figure: with statistics on every program run reads the "
+    "clock twice, a cost of the measurement that the baseline does not pay "
+    "(`--bpf-stats-during-load` keeps them on throughout, as runs before 2026-11-27 15:00 "
+    "did). Syscall tracepoint programs run for every process on the machine (the load "
     "generator's syscalls too) and the libssl uprobes for every process using that library; "
-    "*BPF µs/req* is their `run_time_ns` (the programs' own time, without the uprobe traps). "
-    "bpf_stats itself adds a little to each program run, in the sonde and floor variants "
-    "alike.")
+    "*BPF µs/req* is their `run_time_ns` (the programs' own time, without the uprobe traps).")
 
 
 def wrap(text, width=100):
