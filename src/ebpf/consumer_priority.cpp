@@ -69,7 +69,8 @@ void ConsumerPriority::watch() {
             }
         } else if (backlog < options_.caught_up_below_bytes &&
                    Clock::now() - raised_at >= options_.min_normal) {
-            set_idle(true);
+            // Refused (it never is for a thread of our own): stay normal, once warned.
+            if (!set_idle(true)) return;
         }
     }
 }
