@@ -843,7 +843,8 @@ def evaluate(scs, sides_p4, floor_note, uprobe_tables=None):
     row("zero requests lost in P1–P4", total_lost, lambda x: x == 0, fmt="{:.0f} lost")
     if P["P4"] and P["P4"].runs.get("sonde"):
         st = P["P4"].stats_runs.get("sonde")
-        up = st["up_per_req"] if st else median([r.get("up_per_req") for r in P["P4"].runs["sonde"]])
+        up = (st["up_per_req"] if st
+              else median([r.get("up_per_req") for r in P["P4"].runs["sonde"]]))
         per_side = up / sides_p4
         shown = (f"{per_side:.2f} ({up:.2f} per request over {sides_p4} side"
                  f"{'s' if sides_p4 > 1 else ''})")

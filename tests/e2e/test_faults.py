@@ -808,8 +808,9 @@ class FaultNoIdleCpuTest(unittest.TestCase):
     would get a fraction of a percent of a CPU and the 4 MiB ring would overflow
     within a second; the agent's watcher gives the drain thread normal priority back
     when a quarter of the ring waits, until it has caught up, so nothing is dropped
-    and every request is counted; once the load is gone it is idle again. Without CAP_SYS_NICE (needed to leave idle priority) the thread keeps
-    normal priority and the log says so."""
+    and every request is counted; once the load is gone it is idle again. Without
+    CAP_SYS_NICE (needed to leave idle priority) the thread keeps normal priority and
+    the log says so."""
 
     def load_with_every_cpu_busy(self, agent, port):
         hogs = [subprocess.Popen(["sh", "-c", "while :; do :; done"])

@@ -198,7 +198,8 @@ class LeastPrivilegeTest(tls.TlsTestCase):
         attaches perf-event tracepoints, which CAP_PERFMON covers."""
         port = h.free_port()
         wrapper = ["unshare", "-m", "--propagation", "private", "sh", "-c",
-                   'mount -t tracefs nodev /sys/kernel/tracing && exec "$0" "$@"'
+                   'T=/sys/kernel/tracing; mountpoint -q $T || mount -t tracefs nodev $T; '
+                   'exec "$0" "$@"'
                    ] + capsh_wrapper(MINIMAL)
         with h.python_server(port) as srv, \
                 h.Agent(env={"SONDE_OPEN_PORT": str(port)}, wrapper=wrapper) as agent:

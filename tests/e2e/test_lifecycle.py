@@ -160,7 +160,8 @@ class TracefsModeTest(unittest.TestCase):
     def test_per_syscall_tracepoints_when_tracefs_mounted(self):
         port = h.free_port()
         wrapper = ["unshare", "-m", "--propagation", "private", "sh", "-c",
-                   "mount -t tracefs nodev /sys/kernel/tracing && exec \"$0\"", ]
+                   "T=/sys/kernel/tracing; mountpoint -q $T || mount -t tracefs nodev $T; "
+                   "exec \"$0\"", ]
         with h.python_server(port) as srv, \
                 h.Agent(env={"SONDE_OPEN_PORT": str(port)}, wrapper=wrapper) as agent:
             self.assertIn("per-syscall tracepoints", agent.logs())
