@@ -517,6 +517,11 @@ COMPARE_AGENTS = {}
 VARIANT_ENV = {}
 
 
+def runs_agent(variant):
+    """Whether the variant runs a Sonde agent (`sonde` or a --compare-agent)."""
+    return variant == "sonde" or variant in COMPARE_AGENTS
+
+
 class Scenario:
     def __init__(self, key, title, load, tls=False, variants=("baseline", "sonde", "floor")):
         self.key, self.title, self.load, self.tls = key, title, load, tls
@@ -554,7 +559,7 @@ class Bench:
         port, pids = target["port"], target["pids"]
         agent = floor = None
         try:
-            if variant == "sonde" or variant in COMPARE_AGENTS:
+            if runs_agent(variant):
                 agent = SondeAgent(COMPARE_AGENTS.get(variant, a.agent), port, pids,
                                    self.workdir, exclude_clients=not a.instrument_client,
                                    extra_env=VARIANT_ENV.get(variant))
@@ -692,6 +697,19 @@ def ratios(sc, variant, key, ref="baseline"):
     return out
 
 
+def bpf_figures(sc, v):
+    """Program runs and time per request of variant v: from its run with BPF
+    statistics on, or the medians over its runs when they were on throughout;
+    None when it has none (no instrumentation)."""
+    if v in sc.stats_runs:
+        return sc.stats_runs[v]
+    runs = sc.runs.get(v) or []
+    if not runs or "tp_per_req" not in runs[0]:
+        return None
+    return {k: median([r[k] for r in runs])
+            for k in ("tp_per_req", "up_per_req", "bpf_us_per_req")}
+
+
 def scenario_table(sc):
     has_floor = bool(sc.runs.get("floor"))
     head = ["variant", "req/s", "× baseline", "p50 ms", "× baseline", "p99 ms", "× baseline"]
@@ -713,8 +731,7 @@ def scenario_table(sc):
                  fmt_ms(col("p50")), "1" if v == "baseline" else fmt_ratio(ratios(sc, v, "p50")),
                  fmt_ms(col("p99")), "1" if v == "baseline" else fmt_ratio(ratios(sc, v, "p99"))]
         if has_floor:
-            cells.append(fmt_ratio(ratios(sc, v, "rps", "floor"))
-                         if v == "sonde" or v in COMPARE_AGENTS else "")
+            cells.append(fmt_ratio(ratios(sc, v, "rps", "floor")) if runs_agent(v) else "")
         if "cpu_us_per_req" in runs[0]:
             cells += [fmt_num(col("cpu_us_per_req")),
                       f"{max(r['steady_rss_mb'] for r in runs):.1f}",
@@ -735,13 +752,10 @@ def scenario_table(sc):
                                    for k, x in sorted(other.items())) or "0")
         else:
             cells += ["—", "—", "—"]
-        if v in sc.stats_runs:
-            st = sc.stats_runs[v]
-            cells += [fmt_num(st["tp_per_req"]), fmt_num(st["up_per_req"]),
-                      fmt_num(st["bpf_us_per_req"], ".3f")]
-        elif "tp_per_req" in runs[0]:
-            cells += [fmt_num(col("tp_per_req")), fmt_num(col("up_per_req")),
-                      fmt_num(col("bpf_us_per_req"), ".3f")]
+        bpf = bpf_figures(sc, v)
+        if bpf:
+            cells += [fmt_num(bpf["tp_per_req"]), fmt_num(bpf["up_per_req"]),
+                      fmt_num(bpf["bpf_us_per_req"], ".3f")]
         else:
             cells += ["—", "—", "—"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -765,8 +779,8 @@ def scenario_table(sc):
             parts.append(part)
         out += ("\n\nEach second's own p99, the median over the seconds of a run, then over "
                 "the repetitions: " + "; ".join(parts) + ".")
-    for v in ["sonde", *COMPARE_AGENTS]:
-        if not sc.runs.get(v):
+    for v in sc.variants:
+        if not runs_agent(v) or not sc.runs.get(v):
             continue
         raised = [r.get("raised", 0) for r in sc.runs[v]]
         whose = "The agent's" if v == "sonde" else f"{v}'s"
@@ -842,9 +856,7 @@ def evaluate(scs, sides_p4, floor_note, uprobe_tables=None):
     total_lost = sum(r["lost"] for _, r in lost) if lost else None
     row("zero requests lost in P1–P4", total_lost, lambda x: x == 0, fmt="{:.0f} lost")
     if P["P4"] and P["P4"].runs.get("sonde"):
-        st = P["P4"].stats_runs.get("sonde")
-        up = (st["up_per_req"] if st
-              else median([r.get("up_per_req") for r in P["P4"].runs["sonde"]]))
+        up = bpf_figures(P["P4"], "sonde")["up_per_req"]
         per_side = up / sides_p4
         shown = (f"{per_side:.2f} ({up:.2f} per request over {sides_p4} side"
                  f"{'s' if sides_p4 > 1 else ''})")
@@ -1130,28 +1142,23 @@ def main():
     uprobe_tables = uprobe_error = None
     micro_table, micro_error = None, "not run"
     scs = {}
-    restore_stats = None
     try:
         # Run copies: a rebuild of build/ during the run must not change (or
         # briefly remove) the binaries under test.
         binaries = {}
-        for name in ("agent", "floor"):
-            path = getattr(args, name)
-            if os.access(path, os.X_OK):
-                binaries[name] = describe_binary(path)
-                copy = os.path.join(workdir, "bin", os.path.basename(path))
-                os.makedirs(os.path.dirname(copy), exist_ok=True)
-                shutil.copy2(path, copy)
-                setattr(args, name, copy)
-        for name, path in COMPARE_AGENTS.items():
+
+        def run_copy(name, path):
             binaries[name] = describe_binary(path)
             copy = os.path.join(workdir, "bin", name, os.path.basename(path))
             os.makedirs(os.path.dirname(copy), exist_ok=True)
             shutil.copy2(path, copy)
-            COMPARE_AGENTS[name] = copy
+            return copy
+        for name in ("agent", "floor"):
+            if os.access(getattr(args, name), os.X_OK):
+                setattr(args, name, run_copy(name, getattr(args, name)))
+        for name, path in COMPARE_AGENTS.items():
+            COMPARE_AGENTS[name] = run_copy(name, path)
         mach["binaries"] = binaries
-        if args.bpf_stats_during_load:
-            restore_stats = enable_bpf_stats()
         bench = Bench(args, workdir)
         if bench.floor_note:
             print(f"note: {bench.floor_note}", flush=True)
@@ -1288,8 +1295,6 @@ def main():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop_all()
-        if restore_stats:
-            restore_stats()
         shutil.rmtree(workdir, ignore_errors=True)
         if cert_dir:
             shutil.rmtree(cert_dir, ignore_errors=True)

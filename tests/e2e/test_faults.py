@@ -852,12 +852,9 @@ class FaultNoIdleCpuTest(unittest.TestCase):
             self.assertEqual(h.metric_sum(samples, "sonde_kernel_ringbuf_full_total"), 0)
             # Caught up once the load is gone: idle again within a check or two (the
             # gauge follows at the agent's next once-a-second housekeeping).
-            def idle_again():
-                return (idle_threads(pid) == [pid]
-                        and self_metric(agent, "sonde_consumer_yielding") == 1)
-            deadline = time.monotonic() + 5
-            while not idle_again() and time.monotonic() < deadline:
-                time.sleep(0.1)
+            h.wait_until(lambda: idle_threads(pid) == [pid]
+                         and self_metric(agent, "sonde_consumer_yielding") == 1, 5,
+                         interval=0.1, what="the drain thread idle again")
             self.assertEqual(idle_threads(pid), [pid])
             self.assertEqual(self_metric(agent, "sonde_consumer_yielding"), 1)
 
