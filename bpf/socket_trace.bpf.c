@@ -782,16 +782,29 @@ static __always_inline bool on_untracked_connect(__u64 pid_tgid, __u64 addr_ptr,
     return true;
 }
 
+/* Whether a process's sockets may be in tls_sockets: it has used TLS. */
+static __always_inline bool entry__used_tls(const struct sonde_tracked_pid *entry)
+{
+    return entry && (entry->flags & SONDE_TRACKED_USED_TLS);
+}
+
 /* A connection starts (accept, connect) or ends (close) on `fd`: its socket
- * carries no TLS until a uprobe says so, and user space gets a record. */
-static __always_inline int conn__boundary(__u64 pid_tgid, int fd, __u8 role, __u8 sc)
+ * carries no TLS until a uprobe says so, and user space gets a record. Only a
+ * process that has used TLS can have marked a socket (ssl__remember_socket
+ * sets the flag with the mark), so only its boundaries pay for the delete, a
+ * locked hash operation, twice per connection otherwise. A mark left behind
+ * by another process on a reused socket address is removed by user space
+ * when that process exits, and matters only to a process that uses TLS. */
+static __always_inline int conn__boundary(__u64 pid_tgid, int fd, __u8 role, __u8 sc,
+                                          bool used_tls)
 {
     struct sock_head head = {};
     struct sock *sk = sock__from_fd(fd, &head);
     if (!sk)
         return 0;
     __u64 key = (__u64)sk;
-    bpf_map_delete_elem(&tls_sockets, &key);
+    if (used_tls)
+        bpf_map_delete_elem(&tls_sockets, &key);
     __u64 now = bpf_ktime_get_ns();
     emit__conn(pid_tgid, now, now, sk, &head, fd, role, sc);
     return 0;
@@ -807,10 +820,11 @@ static __always_inline int on_sys_enter(__u8 sc, int fd)
     if (sc == SONDE_SYS_LISTEN)
         return on_listen_enter(pid_tgid, fd);
     /* Otherwise close() or a send (syscall__hooked_at_entry; mmap has its own handler). */
-    if (!pid__tracked(pid_tgid >> 32))
+    const struct sonde_tracked_pid *entry = tracked__entry(pid_tgid >> 32);
+    if (!entry)
         return 0;
     if (sc == SONDE_SYS_CLOSE)
-        return conn__boundary(pid_tgid, fd, SONDE_ROLE_UNKNOWN, sc);
+        return conn__boundary(pid_tgid, fd, SONDE_ROLE_UNKNOWN, sc, entry__used_tls(entry));
     struct thread_state *st = thread__state(true);
     if (st) {
         st->egress_enter_ns = bpf_ktime_get_ns();
@@ -822,9 +836,12 @@ static __always_inline int on_sys_enter(__u8 sc, int fd)
 static __always_inline int on_accept_exit(__u8 sc, long ret)
 {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
-    if (ret < 0 || !pid__tracked(pid_tgid >> 32))
+    if (ret < 0)
         return 0;
-    return conn__boundary(pid_tgid, (int)ret, SONDE_ROLE_SERVER, sc);
+    const struct sonde_tracked_pid *entry = tracked__entry(pid_tgid >> 32);
+    if (!entry)
+        return 0;
+    return conn__boundary(pid_tgid, (int)ret, SONDE_ROLE_SERVER, sc, entry__used_tls(entry));
 }
 
 static __always_inline int on_connect_exit(long ret)
@@ -841,7 +858,7 @@ static __always_inline int on_connect_exit(long ret)
         !on_untracked_connect(pid_tgid, PT_REGS_PARM2_SYSCALL(regs), PT_REGS_PARM3_SYSCALL(regs)))
         return 0;
     return conn__boundary(pid_tgid, (int)PT_REGS_PARM1_SYSCALL(regs), SONDE_ROLE_CLIENT,
-                          SONDE_SYS_CONNECT);
+                          SONDE_SYS_CONNECT, entry__used_tls(entry));
 }
 
 /* A syscall issued inside SSL_read/SSL_write moves that call's ciphertext:
@@ -874,7 +891,7 @@ static __always_inline int on_data_exit(__u8 sc, long ret)
         return 0;
     /* Only a process that has used TLS has sockets in tls_sockets (user space's
      * check of the record's connection backs this up). */
-    const bool used_tls = entry->flags & SONDE_TRACKED_USED_TLS;
+    const bool used_tls = entry__used_tls(entry);
     struct pt_regs *regs = syscall__regs();
     int fd = (int)PT_REGS_PARM1_SYSCALL(regs);
     struct data_call call = {};
