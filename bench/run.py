@@ -1044,8 +1044,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
-                    help="CI smoke: 3 repetitions of 1 s loads (< 3 min); the TLS section "
-                         "of the report is kept as it is")
+                    help="CI smoke: 3 repetitions of 1 s loads, BPF statistics on during "
+                         "them (--bpf-stats-during-load) (< 3 min); the TLS section of the "
+                         "report is kept as it is")
     ap.add_argument("--scenarios", default="P1,P2,P3,P4,P5",
                     help="comma-separated subset of P1..P5 (default: all)")
     ap.add_argument("--reps", type=int, help="alternated repetitions (default 5, quick 3)")
@@ -1089,6 +1090,11 @@ def main():
     args = ap.parse_args()
     args.reps = args.reps or (3 if args.quick else 5)
     args.duration = args.duration or (1 if args.quick else 5)
+    # The smoke test cannot afford an extra run per instrumented variant (each
+    # agent start costs seconds, half a minute over the five scenarios): its
+    # BPF columns come from the measured runs, with the statistics' own cost.
+    if args.quick:
+        args.bpf_stats_during_load = True
     wanted = [s.strip().upper() for s in args.scenarios.split(",") if s.strip()]
     if not wanted or any(s not in ("P1", "P2", "P3", "P4", "P5") for s in wanted):
         ap.error("--scenarios takes a subset of P1,P2,P3,P4,P5")
@@ -1474,6 +1480,8 @@ def render(args, scs, mach, started_at, command, elapsed, sides_p4, floor_note,
            f"| repetitions × load | {args.reps} × {args.duration} s per variant, alternated "
            f"(baseline, sonde, floor, …) |",
            f"| mode | {'quick: the CI smoke test, figures only indicative' if args.quick else 'full'} |",
+           f"| BPF statistics | "
+           f"{'on during every measured run (`--bpf-stats-during-load`)' if args.bpf_stats_during_load else 'one extra run per instrumented variant'} |",
            f"| total run time | {elapsed / 60:.1f} min |", "",
            wrap(METHOD)]
     if floor_note:
