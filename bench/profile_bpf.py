@@ -13,7 +13,8 @@ Complements bench/run.py, which reports only the totals.
 --stage runs the agent with benchmark_kernel_stage: its kernel programs stop
 after finding the socket, after building a record's header, or after copying
 the payload, so successive runs show what each step of a data record costs
-(the agent then reports nothing, and its CPU is only its idle loop).
+(the agent then reports nothing, and its CPU is only its idle loop); `ring`
+writes every record and the agent drops each one unparsed as it reads it.
 """
 
 import argparse
@@ -63,7 +64,8 @@ def main():
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--agent", default=os.path.join(b.REPO, "build", "sonde"))
     ap.add_argument("--floor", action="store_true", help="profile build/sonde-probe-floor")
-    ap.add_argument("--stage", default="full", choices=["full", "socket", "header", "payload"],
+    ap.add_argument("--stage", default="full",
+                    choices=["full", "socket", "header", "payload", "ring"],
                     help="benchmark_kernel_stage of the agent (default full)")
     args = ap.parse_args()
 

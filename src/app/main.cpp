@@ -91,9 +91,13 @@ public:
         tracer_options.force_raw_tracepoints = cfg_.force_raw_tracepoints;
         tracer_options.force_helper_reads = cfg_.force_helper_reads;
         tracer_options.bench_stage = bench_stage(cfg_.benchmark_kernel_stage);
+        drop_data_records_ = cfg_.benchmark_kernel_stage == "ring";
         if (tracer_options.bench_stage != SONDE_BENCH_STAGE_FULL)
             spdlog::warn("benchmark_kernel_stage={}: measuring only, no records are produced",
                          cfg_.benchmark_kernel_stage);
+        if (drop_data_records_)
+            spdlog::warn("benchmark_kernel_stage=ring: measuring only, data records are dropped "
+                         "unparsed");
         tracer_ = std::make_unique<ebpf::SocketTracer>(
             tracer_options, [this](std::span<const uint8_t> bytes) { on_record(bytes); });
         watch_ports();
@@ -218,6 +222,7 @@ private:
 
     void on_record(std::span<const uint8_t> bytes) {
         ++self_.events_read;
+        if (drop_data_records_ && !bytes.empty() && bytes[0] == SONDE_EVENT_DATA) return;
         ebpf::Record record = ebpf::decode_record(bytes);
         if (auto* data = std::get_if<ebpf::DataRecord>(&record)) {
             tracker_.on_data(*data);
@@ -527,6 +532,7 @@ private:
     pipeline::DropLog drop_log_;  // growth of the loss counters, one line per 30 s each
     std::chrono::steady_clock::time_point next_full_rescan_{};  // set after the initial full scan
     uint64_t lost_at_last_rescan_ = 0;
+    bool drop_data_records_ = false;  // benchmark_kernel_stage=ring
     std::unique_ptr<pipeline::RedMetrics> otlp_red_;  // OTLP buckets differ from Prometheus'
     std::unique_ptr<exporter::otlp::BatchSpanProcessor> span_export_;
     const exporter::otlp::ExporterStats* span_exporter_stats_ = nullptr;  // owned by span_export_

@@ -154,7 +154,7 @@ struct Config {
     bool force_raw_tracepoints = false;      // ignore tracefs even when mounted
     bool force_helper_reads = false;         // no bpf_rdonly_cast even where it exists
     bool yield_cpu = true;  // the ring consumer at idle CPU priority while it keeps up
-    std::string benchmark_kernel_stage = "full";  // full | socket | header | payload
+    std::string benchmark_kernel_stage = "full";  // full | socket | header | payload | ring
     // A missing capability ends the start (status 1) rather than a warning.
     // Beyla's default is false; see the option's help for why Sonde's is true.
     bool enforce_sys_caps = true;

@@ -858,12 +858,13 @@ std::vector<OptionSpec> make_table() {
                        SONDE_FIELD(enforce_sys_caps), BoolCodec{}));
     t.push_back(option("benchmark_kernel_stage", env("BENCHMARK_KERNEL_STAGE"),
                        "For overhead measurement only (`bench/profile_bpf.py --stage`): how far "
-                       "the kernel programs take each data record. `full` builds and sends it; "
-                       "`socket` stops once the socket is found, `header` after building the "
-                       "record's header, `payload` after copying the payload, and then Sonde "
-                       "reports nothing.",
+                       "each data record gets. `full` is the product; `socket` stops the kernel "
+                       "programs once the socket is found, `header` after building the record's "
+                       "header, `payload` after copying the payload; `ring` writes the record to "
+                       "the ring and the agent drops it as soon as it reads it, unparsed. Short "
+                       "of `full`, Sonde reports no request.",
                        SONDE_FIELD(benchmark_kernel_stage),
-                       ChoiceCodec{{"full", "socket", "header", "payload"}, {}}));
+                       ChoiceCodec{{"full", "socket", "header", "payload", "ring"}, {}}));
 
     const OptionSpec instrument =
         selector_list("discovery.instrument",

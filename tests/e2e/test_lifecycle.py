@@ -215,23 +215,36 @@ class SocketFieldReadsTest(unittest.TestCase):
 class BenchmarkStageTest(unittest.TestCase):
     """benchmark_kernel_stage (bench/profile_bpf.py --stage) really stops the kernel
     programs before the ring: the process is instrumented, its requests are served,
-    and not one record reaches the agent; the default stage counts them all."""
+    and not one record reaches the agent; `ring` lets every record reach the agent,
+    which drops them unparsed; the default stage counts them all."""
 
     def run_stage(self, stage):
+        """(logs, requests counted, ring records the agent read during the requests)"""
         port = h.free_port()
         env = {"SONDE_OPEN_PORT": str(port), "SONDE_BENCHMARK_KERNEL_STAGE": stage}
         with h.Agent(env=env) as agent, h.go_server(port) as srv:
             agent.wait_instrumented(srv.pid)
+            time.sleep(0.5)
+            read0 = h.metric_sum(agent.metrics(), "sonde_events_read_total")
             h.send_gets(port, ["/status/200"] * 20)
             time.sleep(1.0)  # more than the agent's 50 ms drain timer
-            return agent.logs(), agent.server_requests(port)
+            read = h.metric_sum(agent.metrics(), "sonde_events_read_total") - read0
+            return agent.logs(), agent.server_requests(port), read
 
     def test_payload_stage_emits_nothing_full_counts_all(self):
-        logs, counted = self.run_stage("payload")
+        logs, counted, read = self.run_stage("payload")
         self.assertEqual(counted, 0)
+        self.assertLess(read, 20)  # no data record: at most connection records
         self.assertIn("benchmark_kernel_stage=payload", logs)
-        logs, counted = self.run_stage("full")
+        logs, counted, read = self.run_stage("full")
         self.assertEqual(counted, 20)
+        self.assertGreaterEqual(read, 40)
+
+    def test_ring_stage_reads_every_record_and_counts_none(self):
+        logs, counted, read = self.run_stage("ring")
+        self.assertEqual(counted, 0)
+        self.assertGreaterEqual(read, 40)  # a request and a response record per request
+        self.assertIn("benchmark_kernel_stage=ring", logs)
 
 
 if __name__ == "__main__":
