@@ -19,6 +19,7 @@ writes every record and the agent drops each one unparsed as it reads it.
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -123,6 +124,7 @@ def main():
     finally:
         restore()
         b.stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)  # nginx's tree, logs, certificate
 
 
 if __name__ == "__main__":
