@@ -96,8 +96,9 @@ public:
             spdlog::warn("benchmark_kernel_stage={}: measuring only, no records are produced",
                          cfg_.benchmark_kernel_stage);
         if (drop_data_records_)
-            spdlog::warn("benchmark_kernel_stage=ring: measuring only, data records are dropped "
-                         "unparsed");
+            spdlog::warn(
+                "benchmark_kernel_stage=ring: measuring only, data records are dropped "
+                "unparsed");
         tracer_ = std::make_unique<ebpf::SocketTracer>(
             tracer_options, [this](std::span<const uint8_t> bytes) { on_record(bytes); });
         watch_ports();
@@ -164,6 +165,7 @@ private:
         if (name == "socket") return SONDE_BENCH_STAGE_SOCKET;
         if (name == "header") return SONDE_BENCH_STAGE_HEADER;
         if (name == "payload") return SONDE_BENCH_STAGE_PAYLOAD;
+        // "ring": the kernel's part is the product's; the agent drops the records.
         return SONDE_BENCH_STAGE_FULL;
     }
 
@@ -532,7 +534,7 @@ private:
     pipeline::DropLog drop_log_;  // growth of the loss counters, one line per 30 s each
     std::chrono::steady_clock::time_point next_full_rescan_{};  // set after the initial full scan
     uint64_t lost_at_last_rescan_ = 0;
-    bool drop_data_records_ = false;  // benchmark_kernel_stage=ring
+    bool drop_data_records_ = false;                  // benchmark_kernel_stage=ring
     std::unique_ptr<pipeline::RedMetrics> otlp_red_;  // OTLP buckets differ from Prometheus'
     std::unique_ptr<exporter::otlp::BatchSpanProcessor> span_export_;
     const exporter::otlp::ExporterStats* span_exporter_stats_ = nullptr;  // owned by span_export_
