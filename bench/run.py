@@ -1425,14 +1425,24 @@ METHOD = (
     "answered and counted, not read by wrk). *Drops* are the rise of the agent's self-metrics "
     "that count something lost (`sonde_kernel_ringbuf_full_total` on its own). BPF runs per "
     "request are the rise of `run_cnt` of the agent's own programs (the floor's for the "
-    "floor) over the load, divided by the requests completed, in one more run of each "
-    "instrumented variant after the repetitions: the only run with kernel.bpf_stats_enabled "
-    "on, and left out of every other figure: with statistics on every program run reads the "
-    "clock twice, a cost of the measurement that the baseline does not pay "
-    "(`--bpf-stats-during-load` keeps them on throughout, as runs before 2026-11-27 15:00 "
-    "did). Syscall tracepoint programs run for every process on the machine (the load "
+    "floor) over the load, divided by the requests completed, {bpf_stats_runs}. Syscall "
+    "tracepoint programs run for every process on the machine (the load "
     "generator's syscalls too) and the libssl uprobes for every process using that library; "
     "*BPF µs/req* is their `run_time_ns` (the programs' own time, without the uprobe traps).")
+
+
+# Where METHOD's BPF figures come from, by --bpf-stats-during-load.
+BPF_STATS_RUNS = {
+    False: "in one more run of each instrumented variant after the repetitions: the only run "
+           "with kernel.bpf_stats_enabled on, and left out of every other figure: with "
+           "statistics on every program run reads the clock twice, a cost of the measurement "
+           "that the baseline does not pay (`--bpf-stats-during-load` keeps them on throughout, "
+           "as runs before 2026-11-27 15:00 did)",
+    True: "medians over the repetitions, with kernel.bpf_stats_enabled on during every "
+          "measured run of an instrumented variant (`--bpf-stats-during-load`, implied by "
+          "`--quick`): every program run then also reads the clock twice, a cost of the "
+          "measurement that the baseline does not pay",
+}
 
 
 def wrap(text, width=100):
@@ -1483,7 +1493,7 @@ def render(args, scs, mach, started_at, command, elapsed, sides_p4, floor_note,
            f"| BPF statistics | "
            f"{'on during every measured run (`--bpf-stats-during-load`)' if args.bpf_stats_during_load else 'one extra run per instrumented variant'} |",
            f"| total run time | {elapsed / 60:.1f} min |", "",
-           wrap(METHOD)]
+           wrap(METHOD.format(bpf_stats_runs=BPF_STATS_RUNS[args.bpf_stats_during_load]))]
     if floor_note:
         out += ["", f"Note: {floor_note}."]
     out += ["", "### Targets (issue 6)", "", targets_table(evaluate(scs, sides_p4, floor_note, uprobe_tables))]
