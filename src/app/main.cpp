@@ -223,7 +223,7 @@ private:
     }
 
     void on_record(std::span<const uint8_t> bytes) {
-        ++self_.events_read;
+        pipeline::add_owned(self_.events_read);
         if (drop_data_records_ && !bytes.empty() && bytes[0] == SONDE_EVENT_DATA) return;
         ebpf::Record record = ebpf::decode_record(bytes);
         if (auto* data = std::get_if<ebpf::DataRecord>(&record)) {
@@ -486,7 +486,7 @@ private:
         const pipeline::RouteDecision route = span.rpc ? routes_.classify_rpc(service, span.path)
                                                        : routes_.classify(service, span.path);
         span.route.assign(route.route);
-        if (route.overflow) ++self_.routes_overflowed;
+        if (route.overflow) pipeline::add_owned(self_.routes_overflowed);
         bool exported = false;
         if (!route.ignore_in_metrics) {
             // Recorded whatever is configured; they leave the node only through the
@@ -507,9 +507,9 @@ private:
         // unsampled span where no metric is exported) means a drop counter (the series cap)
         // has it.
         if (exported) {
-            ++self_.requests_exported;
+            pipeline::add_owned(self_.requests_exported);
         } else if (route.ignore_in_metrics || !metrics_wanted_) {
-            ++self_.requests_filtered;
+            pipeline::add_owned(self_.requests_filtered);
         }
     }
 

@@ -219,8 +219,8 @@ void ConnectionTracker::emit(Connection& conn, std::vector<protocols::Exchange>&
         span.rpc_status = ex.grpc_status;
         span.stream_reset = ex.reset;
         span.partial = ex.partial;
-        ++metrics_.spans_produced;
-        ++metrics_.requests_seen;
+        pipeline::add_owned(metrics_.spans_produced);
+        pipeline::add_owned(metrics_.requests_seen);
         sink_(std::move(span));
     }
 }
@@ -234,12 +234,14 @@ void ConnectionTracker::account_stats(Connection& conn) {
     if (!conn.handler) return;
     const protocols::ProtocolStats& now = conn.handler->stats();
     protocols::ProtocolStats& seen = conn.accounted;
-    *conn.parse_errors += now.parse_errors - seen.parse_errors;
-    metrics_.lost_sync += now.lost_sync - seen.lost_sync;
-    metrics_.unpaired_responses += now.unpaired_responses - seen.unpaired_responses;
-    metrics_.dropped_requests += now.dropped_requests - seen.dropped_requests;
-    metrics_.requests_seen += now.dropped_requests - seen.dropped_requests;
-    metrics_.partial_exchanges += now.partial_exchanges - seen.partial_exchanges;
+    if (now == seen) return;  // the common case: nothing went wrong since the last record
+    using pipeline::add_owned;
+    add_owned(*conn.parse_errors, now.parse_errors - seen.parse_errors);
+    add_owned(metrics_.lost_sync, now.lost_sync - seen.lost_sync);
+    add_owned(metrics_.unpaired_responses, now.unpaired_responses - seen.unpaired_responses);
+    add_owned(metrics_.dropped_requests, now.dropped_requests - seen.dropped_requests);
+    add_owned(metrics_.requests_seen, now.dropped_requests - seen.dropped_requests);
+    add_owned(metrics_.partial_exchanges, now.partial_exchanges - seen.partial_exchanges);
     seen = now;
 }
 

@@ -60,6 +60,14 @@ struct SelfMetrics {
     void render_prometheus(std::string& out) const;
 };
 
+// Adds to a counter that only the calling thread writes: the ring's drain thread is the
+// one writer of every per-request counter. A relaxed load and store instead of a locked
+// read-modify-write: the drain thread bumps a dozen counters per request, and each locked
+// instruction drains the store buffer. Other threads still read whole values.
+inline void add_owned(std::atomic<uint64_t>& counter, uint64_t n = 1) {
+    counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
 // Logs the growth of every counter of lost data (ring full, queue overflow, eviction, parse
 // failure, export drop, ...), at most one line per counter per interval, so that a flood of
 // drops shows in the log without becoming a flood of log lines.

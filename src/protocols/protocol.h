@@ -84,6 +84,8 @@ struct ProtocolStats {
     uint64_t dropped_requests = 0;    // pending-request queue overflow or requests never answered
     uint64_t oversized_heads = 0;     // header block larger than the reassembly limit
     uint64_t partial_exchanges = 0;   // exchanges emitted with undecodable header fields
+
+    bool operator==(const ProtocolStats&) const = default;
 };
 
 class ProtocolHandler {
