@@ -28,6 +28,7 @@
 #include "discovery/process_discovery.h"
 #include "discovery/tls_libraries.h"
 #include "ebpf/consumer_priority.h"
+#include "ebpf/drain_pacer.h"
 #include "ebpf/events.h"
 #include "ebpf/kernel_features.h"
 #include "ebpf/socket_tracer.h"
@@ -135,10 +136,15 @@ public:
 
         auto next_housekeeping = std::chrono::steady_clock::now();
         auto next_rescan = next_housekeeping + kRescanInterval;
+        auto last_drain = next_housekeeping;
+        ebpf::DrainPacer pacer(drain_pacer_options());
         while (!stop.requested()) {
-            int handled = tracer_->poll(kPollMs);
+            int handled = tracer_->poll(pacer.wait_ms());
             if (handled < 0) spdlog::warn("ring buffer poll failed: {}", std::strerror(-handled));
             auto now = std::chrono::steady_clock::now();
+            pacer.drained(handled > 0 ? static_cast<uint64_t>(handled) : 0, now - last_drain);
+            last_drain = now;
+            pipeline::add_owned(self_.ring_drains);
             if (now >= next_housekeeping) {
                 housekeeping();
                 next_housekeeping = now + std::chrono::seconds(1);
@@ -188,7 +194,17 @@ private:
         spdlog::info("ring drained at idle CPU priority while it keeps up (yield_cpu)");
     }
 
-    static constexpr int kPollMs = 50;
+    // Batches of ring_drain_batch records, or a drain every 50 ms at 0.
+    ebpf::DrainPacerOptions drain_pacer_options() const {
+        ebpf::DrainPacerOptions options;
+        options.max_wait = std::chrono::milliseconds(kLongestDrainWaitMs);
+        options.min_wait =
+            cfg_.ring_drain_batch == 0 ? options.max_wait : std::chrono::milliseconds(1);
+        options.target_records = cfg_.ring_drain_batch;
+        return options;
+    }
+
+    static constexpr int kLongestDrainWaitMs = 50;
     static constexpr auto kRescanInterval = std::chrono::seconds(5);
     static constexpr auto kFullRescanInterval = std::chrono::seconds(60);
 

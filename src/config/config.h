@@ -154,6 +154,9 @@ struct Config {
     bool force_raw_tracepoints = false;      // ignore tracefs even when mounted
     bool force_helper_reads = false;         // no bpf_rdonly_cast even where it exists
     bool yield_cpu = true;  // the ring consumer at idle CPU priority while it keeps up
+    // Records the ring's consumer aims to find per drain (ebpf/drain_pacer.h);
+    // 0: a drain every 50 ms whatever the rate.
+    uint32_t ring_drain_batch = 64;
     std::string benchmark_kernel_stage = "full";  // full | socket | header | payload | ring
     // A missing capability ends the start (status 1) rather than a warning.
     // Beyla's default is false; see the option's help for why Sonde's is true.

@@ -848,6 +848,15 @@ std::vector<OptionSpec> make_table() {
                        "Needs `CAP_SYS_NICE` to take normal priority back; without it the "
                        "thread keeps normal priority.",
                        SONDE_FIELD(yield_cpu), BoolCodec{}));
+    t.push_back(option("ring_drain_batch", env("RING_DRAIN_BATCH"),
+                       "Records the thread that drains the kernel's ring buffer aims to find at "
+                       "each drain: it waits this many records' worth of the arrival rate it "
+                       "last saw, between 1 ms and 50 ms. Small batches keep each burst of the "
+                       "agent's work short, so a request of a watched program that arrives "
+                       "during one waits less; every drain costs a wake-up (about 10 µs of CPU). "
+                       "`0` drains every 50 ms whatever the rate: the fewest wake-ups, the "
+                       "longest bursts.",
+                       SONDE_FIELD(ring_drain_batch), UnsignedCodec<uint32_t>{0, 1'000'000}));
     t.push_back(option("enforce_sys_caps", env("ENFORCE_SYS_CAPS"),
                        "What a missing Linux capability does at start (`docs/security.md` lists "
                        "each one and why): `true` ends the agent with status 1 and an error "

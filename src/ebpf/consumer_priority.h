@@ -1,8 +1,9 @@
 // The ring consumer's CPU priority: idle while it keeps up, normal while it
 // has fallen behind.
 //
-// The agent drains the ring in batches (every 50 ms), so each wake-up brings
-// a burst of work, about a millisecond at 20k requests per second. At normal
+// The agent drains the ring in batches (every 1 to 50 ms, ebpf/drain_pacer.h),
+// so each wake-up brings a burst of work (about a millisecond at 20k requests
+// per second with a fixed 50 ms timer). At normal
 // priority that burst holds a CPU against the very server it watches: a
 // request that arrives meanwhile waits for it, and the server's tail latency
 // grows by the burst. As a SCHED_IDLE thread the consumer runs only on CPU

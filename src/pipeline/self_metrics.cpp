@@ -77,6 +77,9 @@ constexpr SelfMetricInfo kSelfMetrics[] = {
     {&SelfMetrics::consumer_priority_raised, "consumer_priority_raised", MetricType::Counter,
      "Times the ring's drain thread got normal CPU priority back because a quarter of the "
      "ring was waiting: the machine had no idle CPU time left for it."},
+    {&SelfMetrics::ring_drains, "ring_drains", MetricType::Counter,
+     "Times the drain thread woke and emptied the ring. `ring_drain_batch` paces them: about "
+     "20 a second at rest, more under load, so that each drain is a short burst of work."},
     {&SelfMetrics::tls_libraries_probed, "tls_libraries_probed", MetricType::Gauge,
      "TLS library files (libssl, or executables with OpenSSL built in) with uprobes attached."},
     {&SelfMetrics::tls_probes_failed, "tls_probes_failed", MetricType::Counter,

@@ -38,6 +38,7 @@ struct SelfMetrics {
     // The ring consumer's CPU priority (ebpf/consumer_priority.h).
     std::atomic<uint64_t> consumer_yielding{0};  // gauge: 1 while it runs at idle priority
     std::atomic<uint64_t> consumer_priority_raised{0};
+    std::atomic<uint64_t> ring_drains{0};  // wake-ups of the drain thread (ring_drain_batch)
     // TLS: probes, and ciphertext kept away from the parsers.
     std::atomic<uint64_t> tls_libraries_probed{0};  // gauge: library files with uprobes
     std::atomic<uint64_t> tls_probes_failed{0};     // uprobes the kernel refused

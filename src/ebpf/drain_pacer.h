@@ -1,0 +1,43 @@
+// How long the ring's consumer waits between two drains.
+//
+// Records reach the ring without waking the consumer (bpf/socket_trace.bpf.c
+// wakes it only once a quarter of the ring waits), so it drains on a timer,
+// and each drain is a burst of work on one CPU. With a fixed 50 ms timer, a
+// server at 21k requests per second saw bursts of about a millisecond, and
+// its p99 latency rose measurably more than under the probe floor; with
+// drains a millisecond or two apart it did not (docs/performance.md, "Drain
+// pacing"). So the pacer aims at a batch of about `target_records` per drain:
+// the wait is that batch divided by the arrival rate the last drain saw,
+// within [min_wait, max_wait]. A wake-up costs the agent about 10 µs here:
+// the shortest wait bounds that to about 1 % of a CPU, and a quiet host keeps
+// the longest.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+namespace sonde::ebpf {
+
+struct DrainPacerOptions {
+    uint32_t target_records = 64;
+    std::chrono::milliseconds min_wait{1};
+    std::chrono::milliseconds max_wait{50};
+};
+
+class DrainPacer {
+public:
+    explicit DrainPacer(const DrainPacerOptions& options = {});
+
+    // The wait before the next drain, in the milliseconds epoll takes.
+    int wait_ms() const { return wait_ms_; }
+
+    // A drain handled `records` records that arrived over `since_previous`
+    // (the time since the drain before it ended).
+    void drained(uint64_t records, std::chrono::nanoseconds since_previous);
+
+private:
+    DrainPacerOptions options_;
+    int wait_ms_;
+};
+
+}  // namespace sonde::ebpf
