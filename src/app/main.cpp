@@ -25,7 +25,9 @@
 #include "config/config.h"
 #include "conntrack/connection_tracker.h"
 #include "discovery/port_set.h"
+#include "discovery/proc_parsers.h"
 #include "discovery/process_discovery.h"
+#include "discovery/read_file.h"
 #include "discovery/tls_libraries.h"
 #include "ebpf/consumer_priority.h"
 #include "ebpf/drain_pacer.h"
@@ -137,6 +139,7 @@ public:
         auto next_housekeeping = std::chrono::steady_clock::now();
         auto next_rescan = next_housekeeping + kRescanInterval;
         auto last_drain = next_housekeeping;
+        auto next_idle_sample = next_housekeeping;
         ebpf::DrainPacer pacer(drain_pacer_options());
         while (!stop.requested()) {
             int handled = tracer_->poll(pacer.wait_ms());
@@ -145,6 +148,10 @@ public:
             pacer.drained(handled > 0 ? static_cast<uint64_t>(handled) : 0, now - last_drain);
             last_drain = now;
             pipeline::add_owned(self_.ring_drains);
+            if (now >= next_idle_sample) {
+                if (const auto share = host_idle_share()) pacer.host_idle_share(*share);
+                next_idle_sample = now + kIdleSampleInterval;
+            }
             if (now >= next_housekeeping) {
                 housekeeping();
                 next_housekeeping = now + std::chrono::seconds(1);
@@ -204,7 +211,25 @@ private:
         return options;
     }
 
+    // The share of the host's CPU time that was idle since the last call, from
+    // /proc/stat; nullopt the first time, or when /proc/stat is unreadable.
+    std::optional<double> host_idle_share() {
+        uint64_t truncated = 0;  // only the first line is read; the rest may be cut
+        const auto text = discovery::read_file_capped("/proc/stat", 4096, truncated);
+        const auto times = text ? discovery::parse_host_cpu_times(*text) : std::nullopt;
+        if (!times) return std::nullopt;
+        std::optional<double> share;
+        if (last_cpu_times_ && times->total > last_cpu_times_->total &&
+            times->idle >= last_cpu_times_->idle) {
+            share = static_cast<double>(times->idle - last_cpu_times_->idle) /
+                    static_cast<double>(times->total - last_cpu_times_->total);
+        }
+        last_cpu_times_ = times;
+        return share;
+    }
+
     static constexpr int kLongestDrainWaitMs = 50;
+    static constexpr auto kIdleSampleInterval = std::chrono::milliseconds(250);
     static constexpr auto kRescanInterval = std::chrono::seconds(5);
     static constexpr auto kFullRescanInterval = std::chrono::seconds(60);
 
@@ -544,6 +569,7 @@ private:
     pipeline::TraceDecorator traces_;
     conntrack::ConnectionTracker tracker_;
     discovery::ProcessDiscovery discovery_;
+    std::optional<discovery::HostCpuTimes> last_cpu_times_;  // host_idle_share()'s last sample
     discovery::TlsLibraryFinder tls_libraries_;
     bool watches_ports_ = false;  // selectors name ports: clients are picked at connect()
     std::unordered_set<uint16_t> watched_ports_;  // as written to the kernel's watched_ports

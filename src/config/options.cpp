@@ -854,8 +854,10 @@ std::vector<OptionSpec> make_table() {
                        "last saw, between 1 ms and 50 ms. Small batches keep each burst of the "
                        "agent's work short, so a request of a watched program that arrives "
                        "during one waits less; every drain costs a wake-up (about 10 µs of CPU). "
-                       "`0` drains every 50 ms whatever the rate: the fewest wake-ups, the "
-                       "longest bursts.",
+                       "While less than 15 % of the host's CPU time is idle (/proc/stat, "
+                       "sampled every 250 ms) it drains every 50 ms: at saturation more "
+                       "wake-ups only take CPU from the watched programs. `0` drains every "
+                       "50 ms whatever the rate: the fewest wake-ups, the longest bursts.",
                        SONDE_FIELD(ring_drain_batch), UnsignedCodec<uint32_t>{0, 1'000'000}));
     t.push_back(option("enforce_sys_caps", env("ENFORCE_SYS_CAPS"),
                        "What a missing Linux capability does at start (`docs/security.md` lists "

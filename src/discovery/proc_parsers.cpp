@@ -156,6 +156,28 @@ std::optional<uint64_t> parse_socket_link(std::string_view link_target) {
     return detail::parse_kind_id_link(link_target, "socket");
 }
 
+std::optional<HostCpuTimes> parse_host_cpu_times(std::string_view proc_stat) {
+    // The first line, "cpu  user nice system idle iowait irq softirq steal guest guest_nice".
+    std::string_view line = proc_stat.substr(0, proc_stat.find('\n'));
+    if (line.substr(0, 4) != "cpu ") return std::nullopt;
+    line.remove_prefix(4);
+    constexpr size_t kIdle = 3, kIowait = 4, kSummed = 8;  // columns from 0; guest is in user
+    HostCpuTimes times;
+    size_t column = 0;
+    for (std::string_view token = next_token(line); !token.empty() && column < kSummed;
+         token = next_token(line), ++column) {
+        const auto ticks = parse_whole_unsigned<uint64_t>(token);
+        if (!ticks) return std::nullopt;
+        // Counters summed over CPUs stay far below 2^64 (a century at 10^9 ticks/s),
+        // so an overflow means the text is not what the kernel writes.
+        if (times.total + *ticks < times.total) return std::nullopt;
+        times.total += *ticks;
+        if (column == kIdle || column == kIowait) times.idle += *ticks;
+    }
+    if (column <= kIdle) return std::nullopt;  // no idle column: not /proc/stat
+    return times;
+}
+
 std::optional<ProcStat> parse_proc_stat(std::string_view text) {
     // comm is arbitrary bytes chosen by the process, so only the first '(' and
     // the last ')' delimit it reliably.

@@ -42,6 +42,16 @@ struct ProcStat {
 };
 std::optional<ProcStat> parse_proc_stat(std::string_view text);
 
+// The host's CPU time from the aggregate "cpu" line of /proc/stat, in clock
+// ticks summed over CPUs: `idle` (idle and iowait) out of `total` (user, nice,
+// system, idle, iowait, irq, softirq, steal; guest time is inside user).
+// Kernels before 2.6.11 print fewer columns: those present are summed.
+struct HostCpuTimes {
+    uint64_t idle = 0;
+    uint64_t total = 0;
+};
+std::optional<HostCpuTimes> parse_host_cpu_times(std::string_view proc_stat);
+
 // NUL-separated KEY=VALUE list of /proc/PID/environ; returns the value of
 // `key` if present. Bounded: scans at most the given text.
 std::optional<std::string> environ_value(std::string_view environ, std::string_view key);

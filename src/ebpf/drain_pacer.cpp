@@ -12,9 +12,9 @@ DrainPacer::DrainPacer(const DrainPacerOptions& options)
 }
 
 void DrainPacer::drained(uint64_t records, std::chrono::nanoseconds since_previous) {
-    const auto min_ms = options_.min_wait.count();
-    const auto max_ms = options_.max_wait.count();
-    if (records == 0 || since_previous.count() <= 0) {
+    const double min_ms = static_cast<double>(options_.min_wait.count());
+    const double max_ms = static_cast<double>(options_.max_wait.count());
+    if (host_busy_ || records == 0 || since_previous.count() <= 0) {
         wait_ms_ = static_cast<int>(max_ms);
         return;
     }
@@ -23,9 +23,13 @@ void DrainPacer::drained(uint64_t records, std::chrono::nanoseconds since_previo
     const double since_ms = std::chrono::duration<double, std::milli>(since_previous).count();
     const double wait =
         static_cast<double>(options_.target_records) * since_ms / static_cast<double>(records);
-    const double clamped =
-        std::clamp(wait, static_cast<double>(min_ms), static_cast<double>(max_ms));
-    wait_ms_ = static_cast<int>(clamped);  // down: a batch a little smaller than the target
+    // Rounded down: a batch a little below the target.
+    wait_ms_ = static_cast<int>(std::clamp(wait, min_ms, max_ms));
+}
+
+void DrainPacer::host_idle_share(double share) {
+    host_busy_ = share < options_.min_idle_share;
+    if (host_busy_) wait_ms_ = static_cast<int>(options_.max_wait.count());
 }
 
 }  // namespace sonde::ebpf

@@ -11,6 +11,12 @@
 // within [min_wait, max_wait]. A wake-up costs the agent about 10 µs here:
 // the shortest wait bounds that to about 1 % of a CPU, and a quiet host keeps
 // the longest.
+//
+// Short waits only pay while the host has idle CPU time. At saturation the
+// drain, at idle priority, runs only in the gaps anyway, and more wake-ups
+// only add context switches to the server's CPUs: so while less than
+// `min_idle_share` of the host's CPU time was idle (/proc/stat, sampled by
+// the caller) the pacer keeps the longest wait, as the fixed timer did.
 #pragma once
 
 #include <chrono>
@@ -22,6 +28,7 @@ struct DrainPacerOptions {
     uint32_t target_records = 64;
     std::chrono::milliseconds min_wait{1};
     std::chrono::milliseconds max_wait{50};
+    double min_idle_share = 0.15;  // of the host's CPU time; below it, the longest wait
 };
 
 class DrainPacer {
@@ -35,9 +42,13 @@ public:
     // (the time since the drain before it ended).
     void drained(uint64_t records, std::chrono::nanoseconds since_previous);
 
+    // The share of the host's CPU time that was idle lately, from 0 to 1.
+    void host_idle_share(double share);
+
 private:
     DrainPacerOptions options_;
     int wait_ms_;
+    bool host_busy_ = false;
 };
 
 }  // namespace sonde::ebpf

@@ -385,5 +385,45 @@ TEST(LanguageOfExecutable, InterpretersByNameAndNothingElse) {
     }
 }
 
+struct HostCpuCase {
+    const char* name;
+    std::string text;
+    bool ok;
+    uint64_t idle;
+    uint64_t total;
+};
+
+class ParseHostCpuTimes : public testing::TestWithParam<HostCpuCase> {};
+
+TEST_P(ParseHostCpuTimes, Table) {
+    const HostCpuCase& c = GetParam();
+    const auto times = parse_host_cpu_times(c.text);
+    ASSERT_EQ(times.has_value(), c.ok) << c.text;
+    if (c.ok) {
+        EXPECT_EQ(times->idle, c.idle);
+        EXPECT_EQ(times->total, c.total);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ParseHostCpuTimes,
+    testing::Values(
+        // Linux 6.18, 2 CPUs: idle 8733190 + iowait 8792; guest columns not summed.
+        HostCpuCase{"real",
+                    "cpu  1697954 0 1160693 8733190 8792 0 426678 2505 0 0\n"
+                    "cpu0 763439 0 552947 4482214 1306 0 214263 1182 0 0\nintr 1 2 3\n",
+                    true, 8741982, 12029812},
+        HostCpuCase{"guest_not_counted_twice", "cpu  10 0 0 5 0 0 0 0 7 7\n", true, 5, 15},
+        HostCpuCase{"old_kernel_four_columns", "cpu  4705 0 1379 95612\n", true, 95612, 101696},
+        HostCpuCase{"no_trailing_newline", "cpu  1 2 3 4 5 6 7 8", true, 9, 36},
+        HostCpuCase{"three_columns_no_idle", "cpu  1 2 3\n", false, 0, 0},
+        HostCpuCase{"per_cpu_line_first", "cpu0 1 2 3 4 5\n", false, 0, 0},
+        HostCpuCase{"empty", "", false, 0, 0},
+        HostCpuCase{"not_a_number", "cpu  1 2 x 4 5\n", false, 0, 0},
+        HostCpuCase{"negative", "cpu  1 2 -3 4 5\n", false, 0, 0},
+        HostCpuCase{"overflow", "cpu  18446744073709551615 1 0 4\n", false, 0, 0},
+        HostCpuCase{"column_too_big", "cpu  1 2 3 99999999999999999999999\n", false, 0, 0}),
+    [](const testing::TestParamInfo<HostCpuCase>& info) { return std::string(info.param.name); });
+
 }  // namespace
 }  // namespace sonde::discovery

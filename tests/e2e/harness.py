@@ -482,6 +482,21 @@ def https_nginx_server(port, cert, key):
                   port, name="nginx https", exe_hint="nginx", process_count=2)
 
 
+def spin_every_cpu(test):
+    """Two spinning processes per CPU at normal priority, so that the host has no idle CPU
+    time; returns a function that stops them (also registered as a cleanup of `test`)."""
+    hogs = [subprocess.Popen(["sh", "-c", "while :; do :; done"])
+            for _ in range(2 * (os.cpu_count() or 1))]
+
+    def stop():
+        while hogs:
+            hog = hogs.pop()
+            hog.kill()
+            hog.wait()
+    test.addCleanup(stop)
+    return stop
+
+
 def child_pids(pid):
     """Pids whose parent is `pid` (from /proc/<n>/stat)."""
     out = []

@@ -4,8 +4,9 @@ Records reach the ring without waking the agent, so it drains on a timer. At res
 the timer is 50 ms; under load it shortens so that each drain finds about
 `ring_drain_batch` records (64 by default): many short bursts of work instead of
 a few long ones, which a watched server's requests would wait behind
-(docs/performance.md, "Drain pacing"). `ring_drain_batch: 0` keeps the 50 ms timer.
-Checked on a real Go server under an open-loop load from build/sonde-paced-load,
+(docs/performance.md, "Drain pacing"). `ring_drain_batch: 0` keeps the 50 ms timer, and so does the pacer while the host
+has no idle CPU time (less than 15 % idle in /proc/stat): at saturation more
+wake-ups only add context switches. Checked on a real Go server under an open-loop load from build/sonde-paced-load,
 with the agent's own counters: wake-ups (sonde_ring_drains_total) and records read.
 """
 import contextlib
@@ -83,6 +84,22 @@ class DrainPacingTest(unittest.TestCase):
             # 20 drains/s and 600 records per drain.
             self.assertGreaterEqual(per_second, 45)
             self.assertLessEqual(per_drain, 300)
+
+    def test_no_idle_cpu_keeps_the_fixed_timer(self):
+        with agent_on_private_server(self) as (agent, port):
+            stop_hogs = h.spin_every_cpu(self)
+            time.sleep(0.6)  # the agent samples /proc/stat every 250 ms
+            per_second, per_drain, done = paced_load(self, agent, port)
+            stop_hogs()
+            print(f"\n  every CPU busy, {done} requests: {per_second:.0f} drains/s, "
+                  f"{per_drain:.0f} records per drain")
+            # 20 a second from the timer, plus the kernel's wake-ups when a quarter
+            # of the ring waits (a few a second at this rate).
+            self.assertLessEqual(per_second, 30)
+            # Idle again: the pace follows the rate of a new load.
+            time.sleep(0.6)
+            per_second, per_drain, done = paced_load(self, agent, port)
+            self.assertGreaterEqual(per_second, 45)
 
     def test_batch_zero_keeps_the_fixed_timer(self):
         with agent_on_private_server(self, env={"SONDE_RING_DRAIN_BATCH": "0"}) as (agent, port):

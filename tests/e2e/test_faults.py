@@ -813,14 +813,7 @@ class FaultNoIdleCpuTest(unittest.TestCase):
     the log says so."""
 
     def load_with_every_cpu_busy(self, agent, port):
-        hogs = [subprocess.Popen(["sh", "-c", "while :; do :; done"])
-                for _ in range(2 * (os.cpu_count() or 1))]
-
-        def stop_hogs():
-            for hog in hogs:
-                hog.kill()
-                hog.wait()
-        self.addCleanup(stop_hogs)
+        stop_hogs = h.spin_every_cpu(self)
         # 2000-byte responses: about 2 KiB of ring per request.
         out = subprocess.run(["wrk", "-t2", "-c8", "-d4s", "--timeout", "10s",
                               f"http://127.0.0.1:{port}/bytes/2000"],

@@ -62,6 +62,29 @@ TEST(DrainPacerTest, FollowsTheRateBothWays) {
     EXPECT_EQ(pacer.wait_ms(), 50);
 }
 
+TEST(DrainPacerTest, KeepsTheLongestWaitWhileTheHostHasNoIdleCpu) {
+    DrainPacer pacer({.target_records = 128});
+    pacer.drained(10000, 50ms);
+    ASSERT_EQ(pacer.wait_ms(), 1);
+    pacer.host_idle_share(0.09);  // a saturated server: 9 % idle
+    EXPECT_EQ(pacer.wait_ms(), 50);
+    pacer.drained(10000, 50ms);
+    EXPECT_EQ(pacer.wait_ms(), 50);
+    pacer.host_idle_share(0.15);     // the threshold is idle enough
+    EXPECT_EQ(pacer.wait_ms(), 50);  // until the next drain measures the rate
+    pacer.drained(10000, 50ms);
+    EXPECT_EQ(pacer.wait_ms(), 1);
+    pacer.host_idle_share(0.0);
+    pacer.host_idle_share(0.6);
+    pacer.drained(400, 50ms);
+    EXPECT_EQ(pacer.wait_ms(), 16);
+
+    DrainPacer never({.target_records = 128, .min_idle_share = 0.0});
+    never.host_idle_share(0.0);
+    never.drained(10000, 50ms);
+    EXPECT_EQ(never.wait_ms(), 1);
+}
+
 TEST(DrainPacerTest, OptionsAreHonouredAndKeptSane) {
     DrainPacer custom({.target_records = 64, .min_wait = 2ms, .max_wait = 20ms});
     EXPECT_EQ(custom.wait_ms(), 20);

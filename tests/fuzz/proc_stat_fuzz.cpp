@@ -1,4 +1,4 @@
-// Arbitrary bytes as /proc/PID/stat (and as an fd link target): parsing never
+// Arbitrary bytes as /proc/PID/stat, /proc/stat (and as an fd link target): parsing never
 // reads outside the input and comm is always a slice of it.
 #include <cstddef>
 #include <cstdint>
@@ -13,6 +13,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (stat->comm.size() + 2 > size || text.find(stat->comm) == std::string_view::npos) {
             std::abort();
         }
+    }
+    if (const auto cpu = sonde::discovery::parse_host_cpu_times(text)) {
+        if (cpu->idle > cpu->total || text.substr(0, 4) != "cpu ") std::abort();
     }
     if (const auto inode = sonde::discovery::parse_socket_link(text)) {
         if (text.substr(0, 8) != "socket:[" || text.back() != ']') {
