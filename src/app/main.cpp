@@ -148,7 +148,8 @@ public:
             pacer.drained(handled > 0 ? static_cast<uint64_t>(handled) : 0, now - last_drain);
             last_drain = now;
             pipeline::add_owned(self_.ring_drains);
-            if (now >= next_idle_sample) {
+            // The idle share only matters to a pacer that can shorten its wait.
+            if (cfg_.ring_drain_batch != 0 && now >= next_idle_sample) {
                 if (const auto share = host_idle_share()) pacer.host_idle_share(*share);
                 next_idle_sample = now + kIdleSampleInterval;
             }

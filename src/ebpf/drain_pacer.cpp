@@ -4,8 +4,7 @@
 
 namespace sonde::ebpf {
 
-DrainPacer::DrainPacer(const DrainPacerOptions& options)
-    : options_(options), wait_ms_(static_cast<int>(options.max_wait.count())) {
+DrainPacer::DrainPacer(const DrainPacerOptions& options) : options_(options) {
     options_.min_wait = std::max(options_.min_wait, std::chrono::milliseconds(1));
     options_.max_wait = std::max(options_.max_wait, options_.min_wait);
     wait_ms_ = static_cast<int>(options_.max_wait.count());

@@ -47,7 +47,7 @@ public:
 
 private:
     DrainPacerOptions options_;
-    int wait_ms_;
+    int wait_ms_ = 0;  // set by the constructor from the checked options
     bool host_busy_ = false;
 };
 

@@ -4,34 +4,23 @@ Records reach the ring without waking the agent, so it drains on a timer. At res
 the timer is 50 ms; under load it shortens so that each drain finds about
 `ring_drain_batch` records (64 by default): many short bursts of work instead of
 a few long ones, which a watched server's requests would wait behind
-(docs/performance.md, "Drain pacing"). `ring_drain_batch: 0` keeps the 50 ms timer, and so does the pacer while the host
-has no idle CPU time (less than 15 % idle in /proc/stat): at saturation more
-wake-ups only add context switches. Checked on a real Go server under an open-loop load from build/sonde-paced-load,
+(docs/performance.md, "Drain pacing"). `ring_drain_batch: 0` keeps the 50 ms
+timer, and so does the pacer while the host has no idle CPU time (less than 15 %
+idle in /proc/stat): at saturation more wake-ups only add context switches.
+Checked on a real Go server under an open-loop load from build/sonde-paced-load,
 with the agent's own counters: wake-ups (sonde_ring_drains_total) and records read.
 """
-import contextlib
 import os
 import subprocess
 import time
 import unittest
 
 import harness as h
-from test_faults import private_go_server, self_metric
+from test_faults import agent_that_counted_five
 
 PACED_LOAD = os.path.join(os.path.dirname(os.path.abspath(h.AGENT)), "sonde-paced-load")
 RATE = 6000      # requests/s: 12,000 records/s, a request and a response each
 SECONDS = 3
-
-
-@contextlib.contextmanager
-def agent_on_private_server(test, env=None):
-    port = h.free_port()
-    srv = private_go_server(test, port).start()
-    with h.Agent(env={"SONDE_EXECUTABLE_NAME": srv.selector, **(env or {})}) as agent:
-        agent.wait_instrumented(srv.pid)
-        h.send_gets(port, ["/status/200"] * 5)
-        agent.wait_server_requests(port, 5)
-        yield agent, port
 
 
 def drains_and_records(agent):
@@ -69,7 +58,7 @@ def rest_drains_per_second(agent, seconds=2.0):
 @unittest.skipUnless(os.access(PACED_LOAD, os.X_OK), f"needs {PACED_LOAD} (make build)")
 class DrainPacingTest(unittest.TestCase):
     def test_drains_follow_the_rate_and_stay_slow_at_rest(self):
-        with agent_on_private_server(self) as (agent, port):
+        with agent_that_counted_five(self) as (agent, port):
             rest = rest_drains_per_second(agent)
             per_second, per_drain, done = paced_load(self, agent, port)
             after = rest_drains_per_second(agent)
@@ -86,7 +75,7 @@ class DrainPacingTest(unittest.TestCase):
             self.assertLessEqual(per_drain, 300)
 
     def test_no_idle_cpu_keeps_the_fixed_timer(self):
-        with agent_on_private_server(self) as (agent, port):
+        with agent_that_counted_five(self) as (agent, port):
             stop_hogs = h.spin_every_cpu(self)
             time.sleep(0.6)  # the agent samples /proc/stat every 250 ms
             per_second, per_drain, done = paced_load(self, agent, port)
@@ -102,7 +91,8 @@ class DrainPacingTest(unittest.TestCase):
             self.assertGreaterEqual(per_second, 45)
 
     def test_batch_zero_keeps_the_fixed_timer(self):
-        with agent_on_private_server(self, env={"SONDE_RING_DRAIN_BATCH": "0"}) as (agent, port):
+        fixed_timer = {"SONDE_RING_DRAIN_BATCH": "0"}
+        with agent_that_counted_five(self, env=fixed_timer) as (agent, port):
             per_second, per_drain, done = paced_load(self, agent, port)
             print(f"\n  ring_drain_batch 0, {done} requests at {RATE}/s: {per_second:.0f} "
                   f"drains/s, {per_drain:.0f} records per drain")

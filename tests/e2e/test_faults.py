@@ -55,12 +55,13 @@ def private_go_server(test, port):
 
 
 @contextlib.contextmanager
-def agent_that_counted_five(test, wrapper=None):
-    """An agent picking a private Go server by its executable path, once it has
-    counted 5 requests to it: yields (agent, port)."""
+def agent_that_counted_five(test, wrapper=None, env=None):
+    """An agent picking a private Go server by its executable path (with `env` added to
+    its environment), once it has counted 5 requests to it: yields (agent, port)."""
     port = h.free_port()
     srv = private_go_server(test, port).start()
-    with h.Agent(env={"SONDE_EXECUTABLE_NAME": srv.selector}, wrapper=wrapper) as agent:
+    with h.Agent(env={"SONDE_EXECUTABLE_NAME": srv.selector, **(env or {})},
+                 wrapper=wrapper) as agent:
         agent.wait_instrumented(srv.pid)
         h.send_gets(port, ["/status/200"] * 5)
         agent.wait_server_requests(port, 5)
