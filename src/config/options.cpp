@@ -853,7 +853,7 @@ std::vector<OptionSpec> make_table() {
                        "each drain: it waits this many records' worth of the arrival rate it "
                        "last saw, between 1 ms and 50 ms. Small batches keep each burst of the "
                        "agent's work short, so a request of a watched program that arrives "
-                       "during one waits less; every drain costs a wake-up (about 10 µs of CPU). "
+                       "during one waits less; every drain costs a wake-up (about 7 µs of CPU). "
                        "While less than 15 % of the host's CPU time is idle (/proc/stat, "
                        "sampled every 250 ms) it drains every 50 ms: at saturation more "
                        "wake-ups only take CPU from the watched programs. `0` drains every "

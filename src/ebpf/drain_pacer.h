@@ -8,8 +8,8 @@
 // drains a millisecond or two apart it did not (docs/performance.md, "Drain
 // pacing"). So the pacer aims at a batch of about `target_records` per drain:
 // the wait is that batch divided by the arrival rate the last drain saw,
-// within [min_wait, max_wait]. A wake-up costs the agent about 10 µs here:
-// the shortest wait bounds that to about 1 % of a CPU, and a quiet host keeps
+// within [min_wait, max_wait]. A wake-up costs the agent about 7 µs here:
+// the shortest wait bounds that to under 1 % of a CPU, and a quiet host keeps
 // the longest.
 //
 // Short waits only pay while the host has idle CPU time. At saturation the
