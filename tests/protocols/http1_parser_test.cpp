@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "protocols/http1/http1.h"
+#include "protocols/http1/http1_internal.h"
 
 namespace sonde::protocols::http1 {
 namespace {
@@ -123,6 +124,37 @@ const HeadCase kHeadCases[] = {
      .target = "/",
      .content_length = 3,
      .host = "h"},
+    // Known names are compared eight bytes at a time after a length switch:
+    // capitals in every word, names one letter off at either end, names of a
+    // known length that are not known, and options with non-ASCII bytes.
+    {.name = "known_names_in_capitals_and_mixed_case",
+     .input =
+         "GET / HTTP/1.1\r\nTRACEPARENT: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+         "\r\nCoNnEcTiOn: KEEP-ALIVE, Close\r\nTraceState: k=v\r\nCONTENT-length: 0\r\n\r\n",
+     .method = "GET",
+     .target = "/",
+     .content_length = 0,
+     .close = true,
+     .traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+     .tracestate = "k=v"},
+    {.name = "names_one_letter_off_are_other_fields",
+     .input = "GET / HTTP/1.1\r\nContent-Lengti: 5\r\nDontent-Length: 5\r\nconnectioN_: close\r\n"
+              "Xonnection: close\r\nconnectiom: close\r\ntraceparenT_: x\r\nHosu: h\r\n"
+              "Transfer-Encodin9: chunked\r\nUser-Agent: close\r\nTracestat^: a=1\r\n\r\n",
+     .method = "GET",
+     .target = "/"},
+    {.name = "connection_options_with_obs_text",
+     .input = "GET / HTTP/1.1\r\nConnection: \xc3\xa9"
+              "close, cl\xcf"
+              "se, \x8b"
+              "lose\r\n\r\n",
+     .method = "GET",
+     .target = "/"},
+    {.name = "transfer_coding_in_capitals",
+     .input = "POST / HTTP/1.1\r\nTRANSFER-ENCODING: GZIP, CHUNKED\r\n\r\n",
+     .method = "POST",
+     .target = "/",
+     .chunked = true},
     {.name = "ows_trimmed_from_values",
      .input = "GET / HTTP/1.1\r\nHost: \t spaced.example \t\r\n\r\n",
      .method = "GET",
@@ -541,6 +573,26 @@ TEST(Http1BodyFraming, Responses) {
     EXPECT_EQ(body_framing(response_head(407, 3, false), "CONNECT"), BodyFraming::ContentLength);
 }
 
+// Every byte value at every offset of a line long enough for the wide scans
+// (sixteen and eight bytes) and their byte-by-byte ends.
+TEST(Http1FindControlByte, EveryByteAtEveryOffset) {
+    for (int value = 0; value < 256; ++value) {
+        const auto c = static_cast<uint8_t>(value);
+        const bool control = c < 0x20 || c == 0x7f;
+        for (size_t at = 0; at < 41; ++at) {
+            std::string text(41, 'a');
+            text[at] = static_cast<char>(c);
+            for (size_t from : {size_t{0}, size_t{1}, size_t{7}, at}) {
+                const size_t expected = control && at >= from ? at : text.size();
+                ASSERT_EQ(internal::find_control_byte(text, from), expected)
+                    << "byte " << value << " at " << at << " from " << from;
+            }
+        }
+    }
+    EXPECT_EQ(internal::find_control_byte("", 0), 0u);
+    EXPECT_EQ(internal::find_control_byte("ab\x80\xff\tc", 0), 4u);
+}
+
 TEST(Http1PathOfTarget, Table) {
     const std::pair<std::string_view, std::string_view> cases[] = {
         {"/", "/"},
@@ -558,6 +610,8 @@ TEST(Http1PathOfTarget, Table) {
         {"example.com:443", "example.com:443"},
         {"/redirect?to=http://x/y", "/redirect"},
         {"/files/a://b", "/files/a://b"},
+        {"/a#f?q", "/a"},
+        {"", ""},
     };
     for (const auto& [target, path] : cases) {
         EXPECT_EQ(path_of_target(target), path) << target;

@@ -1,8 +1,13 @@
 // Pure HTTP/1 head parsing (RFC 9112 sections 2-6) over byte views.
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstring>
 #include <string>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "protocols/http1/http1.h"
 #include "protocols/http1/http1_internal.h"
@@ -26,6 +31,41 @@ constexpr std::array<bool, 256> kTchar = [] {
 
 bool is_tchar(uint8_t c) {
     return kTchar[c];
+}
+
+size_t find_control_byte(std::string_view text, size_t i) {
+    constexpr uint64_t kOnes = 0x0101010101010101ull;
+    constexpr uint64_t kHighs = 0x8080808080808080ull;
+    const size_t n = text.size();
+#if defined(__SSE2__)
+    // Sixteen bytes at a time where the CPU has SSE2 (every x86-64): read as
+    // signed, a control byte is one in [0, 0x20) or 0x7f; obs-text (0x80 and
+    // up) reads as negative and passes.
+    const __m128i space = _mm_set1_epi8(0x20);
+    const __m128i minus_one = _mm_set1_epi8(-1);
+    const __m128i del = _mm_set1_epi8(0x7f);
+    for (; i + 16 <= n; i += 16) {
+        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text.data() + i));
+        const __m128i below_space =
+            _mm_and_si128(_mm_cmplt_epi8(x, space), _mm_cmpgt_epi8(x, minus_one));
+        const int hits = _mm_movemask_epi8(_mm_or_si128(below_space, _mm_cmpeq_epi8(x, del)));
+        if (hits != 0)
+            return i + static_cast<size_t>(std::countr_zero(static_cast<unsigned>(hits)));
+    }
+#endif
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x = 0;
+        std::memcpy(&x, text.data() + i, 8);
+        const uint64_t below_space = (x - kOnes * 0x20) & ~x & kHighs;
+        const uint64_t del = x ^ (kOnes * 0x7f);
+        const uint64_t has_del = (del - kOnes) & ~del & kHighs;
+        if ((below_space | has_del) != 0) break;
+    }
+    for (; i < n; ++i) {
+        const auto c = static_cast<uint8_t>(text[i]);
+        if (c < 0x20 || c == 0x7f) return i;
+    }
+    return n;
 }
 
 bool start_line_prefix_ok(std::span<const uint8_t> bytes, bool is_request) {
@@ -75,6 +115,7 @@ std::optional<size_t> HeaderBlockScanner::feed(std::span<const uint8_t> bytes) {
 
 namespace {
 
+using internal::find_control_byte;
 using internal::is_tchar;
 using internal::kErrHeadTooLarge;
 
@@ -101,12 +142,43 @@ char ascii_lower(char c) {
     return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+// Eight bytes with their ASCII capitals turned into small letters: a byte
+// whose low seven bits lie in 'A'..'Z' and whose top bit is clear gains 0x20.
+// The additions stay below 0x100 per byte, so no carry crosses a byte.
+uint64_t fold_to_lowercase(uint64_t x) {
+    constexpr uint64_t kOnes = 0x0101010101010101ull;
+    constexpr uint64_t kHighs = 0x8080808080808080ull;
+    const uint64_t low7 = x & ~kHighs;
+    const uint64_t at_least_a = low7 + kOnes * (0x80 - 'A');
+    const uint64_t beyond_z = low7 + kOnes * (0x80 - 'Z' - 1);
+    const uint64_t capitals = at_least_a & ~beyond_z & ~x & kHighs;
+    return x | (capitals >> 2);
+}
+
+uint64_t load_word(const char* p) {
+    uint64_t x = 0;
+    std::memcpy(&x, p, sizeof x);
+    return x;
+}
+
+// `text` equals `lower`, an all-lowercase constant, ignoring ASCII case: only
+// `text` needs folding, eight bytes at a time (the last word may overlap the
+// one before it).
+bool equals_lowercase(std::string_view text, std::string_view lower) {
+    const size_t n = text.size();
+    if (n != lower.size()) return false;
+    if (n < 8) {
+        for (size_t i = 0; i < n; ++i) {
+            if (ascii_lower(text[i]) != lower[i]) return false;
+        }
+        return true;
     }
-    return true;
+    for (size_t i = 0; i + 8 < n; i += 8) {
+        if (fold_to_lowercase(load_word(text.data() + i)) != load_word(lower.data() + i)) {
+            return false;
+        }
+    }
+    return fold_to_lowercase(load_word(text.data() + n - 8)) == load_word(lower.data() + n - 8);
 }
 
 bool is_ows(char c) {
@@ -126,29 +198,6 @@ std::string_view strip_cr(std::string_view line) {
 
 bool is_digit(char c) {
     return c >= '0' && c <= '9';
-}
-
-// Index of the first byte at or after `i` below 0x20 or equal to DEL (tabs and
-// line ends included), or text.size() when there is none. Eight bytes at a time: a
-// field value is searched for its end and checked for control bytes in the
-// same pass.
-size_t find_control_byte(std::string_view text, size_t i) {
-    constexpr uint64_t kOnes = 0x0101010101010101ull;
-    constexpr uint64_t kHighs = 0x8080808080808080ull;
-    const size_t n = text.size();
-    for (; i + 8 <= n; i += 8) {
-        uint64_t x = 0;
-        std::memcpy(&x, text.data() + i, 8);
-        const uint64_t below_space = (x - kOnes * 0x20) & ~x & kHighs;
-        const uint64_t del = x ^ (kOnes * 0x7f);
-        const uint64_t has_del = (del - kOnes) & ~del & kHighs;
-        if ((below_space | has_del) != 0) break;
-    }
-    for (; i < n; ++i) {
-        const auto c = static_cast<uint8_t>(text[i]);
-        if (c < 0x20 || c == 0x7f) return i;
-    }
-    return n;
 }
 
 // The first control byte other than a tab at or after `i`, or text.size():
@@ -208,10 +257,9 @@ std::string_view parse_request_line(std::string_view line, MessageHead& head) {
     if (sp2 == std::string_view::npos) return kErrRequestLine;
     const std::string_view target = rest.substr(0, sp2);
     if (target.empty()) return kErrTarget;
-    for (char ch : target) {
-        const auto c = static_cast<uint8_t>(ch);
-        if (c <= 0x20 || c == 0x7f) return kErrTarget;
-    }
+    // No space in it (it ends at the first one): a control byte is all that
+    // can make it invalid.
+    if (find_control_byte(target, 0) != target.size()) return kErrTarget;
     int minor = 0;
     if (!parse_version(rest.substr(sp2 + 1), minor)) return kErrVersion;
     head.is_request = true;
@@ -250,25 +298,46 @@ struct FramingFields {
     bool traceparent_seen = false;
 };
 
-// The fields apply_field acts on; every other name is skipped after one
-// length comparison, which is what most fields of a head get.
-bool may_be_known_field(std::string_view name) {
+// The fields apply_field acts on.
+enum class KnownField : uint8_t {
+    Other,
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    Host,
+    Traceparent,
+    Tracestate
+};
+
+// A name's length leaves at most two candidates, so most fields of a head
+// are told apart by one comparison and known ones by one or two.
+KnownField known_field(std::string_view name) {
     switch (name.size()) {
-        case 4:   // host
-        case 10:  // connection, tracestate
-        case 11:  // traceparent
-        case 14:  // content-length
-        case 17:  // transfer-encoding
-            return true;
+        case 4:
+            return equals_lowercase(name, "host") ? KnownField::Host : KnownField::Other;
+        case 10:
+            if (equals_lowercase(name, "connection")) return KnownField::Connection;
+            return equals_lowercase(name, "tracestate") ? KnownField::Tracestate
+                                                        : KnownField::Other;
+        case 11:
+            return equals_lowercase(name, "traceparent") ? KnownField::Traceparent
+                                                         : KnownField::Other;
+        case 14:
+            return equals_lowercase(name, "content-length") ? KnownField::ContentLength
+                                                            : KnownField::Other;
+        case 17:
+            return equals_lowercase(name, "transfer-encoding") ? KnownField::TransferEncoding
+                                                               : KnownField::Other;
         default:
-            return false;
+            return KnownField::Other;
     }
 }
 
 std::string_view apply_field(std::string_view name, std::string_view value, MessageHead& head,
                              FramingFields& fields) {
-    if (!may_be_known_field(name)) return {};
-    if (iequals(name, "content-length")) {
+    const KnownField field = known_field(name);
+    if (field == KnownField::Other) return {};
+    if (field == KnownField::ContentLength) {
         // A list of identical values ("5, 5") is what proxies produce when
         // merging duplicates; RFC 9110 section 8.6 lets recipients accept it.
         bool ok = for_each_element(value, [&](std::string_view element) {
@@ -284,28 +353,28 @@ std::string_view apply_field(std::string_view name, std::string_view value, Mess
                 value, [&](std::string_view e) { return parse_decimal(e, ignored); });
             return all_numbers ? kErrConflictingLength : kErrContentLength;
         }
-    } else if (iequals(name, "transfer-encoding")) {
+    } else if (field == KnownField::TransferEncoding) {
         fields.transfer_encoding = true;
         for_each_element(value, [&](std::string_view element) {
             if (element.empty()) return true;
             const std::string_view coding = trim_ows(element.substr(0, element.find(';')));
-            fields.last_coding_chunked = iequals(coding, "chunked");
+            fields.last_coding_chunked = equals_lowercase(coding, "chunked");
             return true;
         });
-    } else if (iequals(name, "connection")) {
+    } else if (field == KnownField::Connection) {
         for_each_element(value, [&](std::string_view option) {
-            if (iequals(option, "close")) fields.close = true;
-            if (iequals(option, "keep-alive")) fields.keep_alive = true;
-            if (iequals(option, "upgrade")) fields.upgrade = true;
+            if (equals_lowercase(option, "close")) fields.close = true;
+            if (equals_lowercase(option, "keep-alive")) fields.keep_alive = true;
+            if (equals_lowercase(option, "upgrade")) fields.upgrade = true;
             return true;
         });
-    } else if (iequals(name, "host")) {
+    } else if (field == KnownField::Host) {
         if (!fields.host_seen) head.host.assign(value);
         fields.host_seen = true;
-    } else if (iequals(name, "traceparent")) {
+    } else if (field == KnownField::Traceparent) {
         if (!fields.traceparent_seen) head.traceparent.assign(value);
         fields.traceparent_seen = true;
-    } else if (iequals(name, "tracestate")) {
+    } else {  // KnownField::Tracestate
         // W3C trace context: several tracestate fields form one list.
         if (!head.tracestate.empty() && !value.empty()) head.tracestate += ',';
         head.tracestate.append(value);
@@ -381,7 +450,12 @@ HeaderLine scan_header_line(std::string_view text, size_t pos, size_t limit) {
     }
 
     size_t i = pos;
-    while (i < n && is_tchar(static_cast<uint8_t>(text[i]))) ++i;
+    // Four bytes a step while they last: one bounds check instead of four.
+    const auto tchar_at = [&](size_t k) { return is_tchar(static_cast<uint8_t>(text[k])); };
+    while (i + 4 <= n && tchar_at(i) && tchar_at(i + 1) && tchar_at(i + 2) && tchar_at(i + 3)) {
+        i += 4;
+    }
+    while (i < n && tchar_at(i)) ++i;
     if (i == n) return line;
     if (text[i] != ':' || i == pos) return malformed_name();
     line.name = text.substr(pos, i - pos);
@@ -568,7 +642,18 @@ BodyFraming body_framing(const MessageHead& head, std::string_view request_metho
     return head.is_request ? BodyFraming::None : BodyFraming::UntilClose;
 }
 
+namespace {
+// Where a path ends: at its query or fragment. Two single-byte searches
+// (memchr): find_first_of with a set searches the set for every byte.
+std::string_view path_before_query(std::string_view target) {
+    const std::string_view before_query = target.substr(0, target.find('?'));
+    return before_query.substr(0, before_query.find('#'));
+}
+}  // namespace
+
 std::string_view path_of_target(std::string_view target) {
+    // origin-form, what nearly every request carries.
+    if (!target.empty() && target[0] == '/') return path_before_query(target);
     // absolute-form: scheme "://" authority [path] (RFC 3986 section 3).
     const size_t scheme_end = target.find("://");
     if (scheme_end != std::string_view::npos && scheme_end > 0 &&
@@ -585,7 +670,7 @@ std::string_view path_of_target(std::string_view target) {
             target = rest.substr(path_start);
         }
     }
-    return target.substr(0, target.find_first_of("?#"));
+    return path_before_query(target);
 }
 
 }  // namespace sonde::protocols::http1

@@ -17,6 +17,11 @@ inline constexpr std::string_view kErrHeadTooLarge = "head exceeds max_head_byte
 // RFC 9110 section 5.6.2 token characters.
 bool is_tchar(uint8_t c);
 
+// Index of the first byte at or after `i` below 0x20 or equal to 0x7f (tabs
+// and line ends included), or text.size(): where a field value ends or turns
+// out invalid. Sixteen bytes at a time on SSE2, eight elsewhere.
+size_t find_control_byte(std::string_view text, size_t i);
+
 // False when the first bytes of a start line that has not yet ended cannot
 // begin a valid one. Looks at no more than 16 bytes, so calling it each time
 // a few more bytes of a slowly arriving head show up stays cheap.
