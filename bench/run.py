@@ -18,8 +18,10 @@ Scenarios (loopback only, servers and load generator on this machine):
       (HTTP auto-instrumentation, BatchSpanProcessor, OTLP/HTTP protobuf to the
       test OTLP receiver) on the same server code
 
-Variants, run in turn within every repetition (baseline, sonde, floor[, otel],
-baseline, sonde, ...):
+Variants, run in turn within every repetition; each repetition starts one
+variant later than the one before (baseline, sonde, floor; sonde, floor,
+baseline; floor, baseline, sonde; ...), so that no variant owes its ratio to
+its place in the sequence:
   baseline  no agent
   sonde     build/sonde, SONDE_OPEN_PORT=<server port>, trace printer off,
             Prometheus on a free loopback port (read for its request counts);
@@ -30,7 +32,7 @@ baseline, sonde, ...):
             (skipped, with a note, while that binary does not exist)
   otel      P5 only: the OpenTelemetry SDK inside the server process
   NAME      --compare-agent NAME=PATH: another agent binary (an older build,
-            say), run right after `sonde` with the same settings, for an A/B
+            say), run after `sonde` in the sequence, with the same settings, for an A/B
             comparison within one run; reported, not held to the targets
 
 Figures per variant: median over the repetitions of throughput, p50 and p99
@@ -510,7 +512,7 @@ def warm_up(port, tls, n=WARMUP_REQUESTS):
 # ---------------------------------------------------------------- scenarios
 
 # --compare-agent NAME=PATH: more agent binaries, each a variant of its own
-# run right after `sonde` (the same settings), for A/B comparisons in one run.
+# placed after `sonde` in the sequence (the same settings), for A/B comparisons in one run.
 COMPARE_AGENTS = {}
 # --variant-env NAME:KEY=VALUE: environment of one agent variant (sonde or a
 # compared one), on top of the settings every agent run gets.
@@ -628,7 +630,7 @@ class Bench:
         stats_run = not a.bpf_stats_during_load
         for rep in range(reps + (1 if stats_run else 0)):
             profiling = stats_run and rep == reps
-            for v in sc.variants:
+            for v in rotated(sc.variants, rep):
                 if v == "floor" and not self.floor_ok:
                     continue
                 if profiling and v in ("baseline", "otel"):
@@ -668,6 +670,15 @@ class Bench:
 
 
 # ---------------------------------------------------------------- report
+
+def rotated(variants, rep):
+    """The order of repetition `rep`: each starts one variant later than the
+    one before. With a fixed order, a variant's place biased its ratio (a
+    variant run second gained about 2 points in P5 on 2026-11-27, whichever
+    build it was); rotating spreads every variant over every place."""
+    k = rep % len(variants)
+    return list(variants[k:]) + list(variants[:k])
+
 
 def fmt_ratio(vals):
     vals = [v for v in vals if v is not None]
@@ -1055,7 +1066,8 @@ def main():
     ap.add_argument("--floor", default=os.path.join(REPO, "build", "sonde-probe-floor"))
     ap.add_argument("--compare-agent", action="append", default=[], metavar="NAME=PATH",
                     help="another agent binary (e.g. an older build), run as variant NAME "
-                         "right after `sonde` in every repetition, with the same settings; "
+                         "after `sonde` in the rotating sequence of every repetition, with the same "
+                         "settings; "
                          "repeatable. Its rows are reported, the targets use `sonde` only "
                          "(`--compare-agent payload=build/sonde` with --variant-env: the same "
                          "binary, other settings)")
@@ -1406,7 +1418,8 @@ def finish_p5(sc, targets):
 
 METHOD = (
     "Each scenario keeps one server running and, in every repetition, runs each variant in "
-    "turn: `baseline` (no agent), `sonde` (`build/sonde` started for the run with "
+    "turn, each repetition starting one variant later than the one before (so that no "
+    "variant owes its ratio to its place in the sequence): `baseline` (no agent), `sonde` (`build/sonde` started for the run with "
     "`SONDE_OPEN_PORT=<server port>`, `SONDE_TRACE_PRINTER=disabled` and a Prometheus port; "
     "the load generator is excluded with `discovery.exclude_instrument`, so only the server "
     "side is instrumented) and `floor` (`build/sonde-probe-floor --pid <server pids>`: the "
@@ -1488,7 +1501,7 @@ def render(args, scs, mach, started_at, command, elapsed, sides_p4, floor_note,
            f"CPU {mach['busy_before']:.0f}% busy over 1 s |",
            f"| load average at the end | {' '.join(open('/proc/loadavg').read().split()[:3])} |",
            f"| repetitions × load | {args.reps} × {args.duration} s per variant, alternated "
-           f"(baseline, sonde, floor, …) |",
+           f"(baseline, sonde, floor, …), each repetition starting one variant later |",
            f"| mode | {'quick: the CI smoke test, figures only indicative' if args.quick else 'full'} |",
            f"| BPF statistics | "
            f"{'on during every measured run (`--bpf-stats-during-load`)' if args.bpf_stats_during_load else 'one extra run per instrumented variant'} |",
