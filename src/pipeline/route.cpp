@@ -149,17 +149,29 @@ std::string_view strip_absolute_form(std::string_view path) {
 
 }  // namespace
 
+std::string_view path_without_query(std::string_view target) {
+    // Two memchr searches: find_first_of("?#") searches the set for every byte.
+    const std::string_view before_query = target.substr(0, target.find('?'));
+    return before_query.substr(0, before_query.find('#'));
+}
+
 std::string heuristic_route(std::string_view path) {
-    path = path.substr(0, path.find_first_of("?#"));
-    path = strip_absolute_form(path);
+    std::string route;
+    heuristic_route_into(path, route);
+    return route;
+}
+
+void heuristic_route_into(std::string_view path, std::string& route) {
+    path = strip_absolute_form(path_without_query(path));
     if (path.empty()) {
-        return "/";
+        route.assign("/");
+        return;
     }
 
     // Empty segments (from "//" or a trailing "/") are kept as they are:
     // servers differ on whether "/a//b" and "/a/b" are the same resource, so
     // the route does not decide for them.
-    std::string route;
+    route.clear();
     route.reserve(path.size() < kMaxRouteLength ? path.size() : kMaxRouteLength + 1);
     size_t begin = 0;
     while (true) {
@@ -186,12 +198,12 @@ std::string heuristic_route(std::string_view path) {
         // whole thing collapses.
         const size_t cut = route.rfind('/', kMaxRouteLength - 2);
         if (cut == std::string::npos) {
-            return "/*";
+            route.assign("/*");
+            return;
         }
         route.resize(cut);
         route.append("/*");
     }
-    return route;
 }
 
 }  // namespace sonde::pipeline

@@ -13,4 +13,12 @@ namespace sonde::pipeline {
 // the query string and fragment are dropped; an empty path becomes "/".
 std::string heuristic_route(std::string_view path);
 
+// The same into `route`, whose storage is reused: the event loop routes every
+// request, and a route longer than the small-string buffer would otherwise
+// cost an allocation each time.
+void heuristic_route_into(std::string_view path, std::string& route);
+
+// `target` up to its query ("?") or fragment ("#"), whichever comes first.
+std::string_view path_without_query(std::string_view target);
+
 }  // namespace sonde::pipeline

@@ -40,7 +40,7 @@ bool starts_with_ignoring_case(std::string_view s, std::string_view lower_prefix
 // The part of a request target that routes are made of: no query, no
 // fragment, no scheme and authority; "/" when nothing is left.
 std::string_view request_path(std::string_view target) {
-    target = target.substr(0, target.find_first_of("?#"));
+    target = path_without_query(target);
     for (const std::string_view scheme :
          {std::string_view("http://"), std::string_view("https://")}) {
         if (starts_with_ignoring_case(target, scheme)) {
@@ -463,8 +463,8 @@ RouteDecision RouteMatcher::classify(std::string_view service, std::string_view 
     if (options_.unmatched == UnmatchedMode::Unset) {
         return decision;
     }
-    const std::string route = unmatched_route(routes, path);
-    decision.route = admit(routes, route, /*from_pattern=*/false, decision);
+    unmatched_route(routes, path, route_scratch_);
+    decision.route = admit(routes, route_scratch_, /*from_pattern=*/false, decision);
     return decision;
 }
 
@@ -487,18 +487,21 @@ RouteDecision RouteMatcher::classify_rpc(std::string_view service, std::string_v
     return decision;
 }
 
-std::string RouteMatcher::unmatched_route(ServiceRoutes& routes, std::string_view path) const {
+void RouteMatcher::unmatched_route(ServiceRoutes& routes, std::string_view path,
+                                   std::string& route) const {
     const char wildcard = options_.wildcard_char[0];
-    std::string route;
     switch (options_.unmatched) {
         case UnmatchedMode::Unset:
-            return {};
+            route.clear();
+            return;
         case UnmatchedMode::Wildcard:
-            return std::string(kWildcardRoute);
+            route.assign(kWildcardRoute);
+            return;
         case UnmatchedMode::Path:
-            return bounded_route(path, wildcard);
+            route = bounded_route(path, wildcard);
+            return;
         case UnmatchedMode::Heuristic:
-            route = heuristic_route(path);
+            heuristic_route_into(path, route);
             break;
         case UnmatchedMode::LowCardinality:
             route = low_cardinality_route(routes, heuristic_route(path));
@@ -512,7 +515,6 @@ std::string RouteMatcher::unmatched_route(ServiceRoutes& routes, std::string_vie
             }
         }
     }
-    return route;
 }
 
 // Beyla's low-cardinality mode over a heuristic route: each trie level keeps

@@ -171,7 +171,8 @@ private:
     const ServiceRoutes* find_service(std::string_view service) const;
     // What routes.ignored_patterns says about `path`, with no route yet.
     RouteDecision ignore_decision(std::string_view path) const;
-    std::string unmatched_route(ServiceRoutes& routes, std::string_view path) const;
+    // The route of a path no pattern matched, into `route` (storage reused).
+    void unmatched_route(ServiceRoutes& routes, std::string_view path, std::string& route) const;
     std::string low_cardinality_route(ServiceRoutes& routes, std::string_view heuristic) const;
     std::string_view admit(ServiceRoutes& routes, std::string_view route, bool from_pattern,
                            RouteDecision& decision);
@@ -185,6 +186,7 @@ private:
     size_t pattern_routes_ = 0;              // distinct pattern texts, each with a slot
     size_t max_segment_nodes_ = 0;           // per service, low-cardinality trie budget
     uint64_t overflowed_ = 0;
+    std::string route_scratch_;  // classify's unmatched route, kept for its storage
     uint64_t shared_service_requests_ = 0;
 };
 

@@ -19,6 +19,15 @@ TEST_P(HeuristicRoute, CollapsesIdentifiers) {
     EXPECT_EQ(heuristic_route(GetParam().path), GetParam().route) << GetParam().path;
 }
 
+// The hot path's form writes into a string that held an earlier route: the
+// result must not depend on what was there (shorter, longer, or "/*").
+TEST_P(HeuristicRoute, IntoAUsedStringGivesTheSameRoute) {
+    for (std::string used : {std::string("/"), std::string("/*"), std::string(300, 'x')}) {
+        heuristic_route_into(GetParam().path, used);
+        EXPECT_EQ(used, GetParam().route) << GetParam().path;
+    }
+}
+
 TEST_P(HeuristicRoute, IsIdempotent) {
     const std::string once = heuristic_route(GetParam().path);
     EXPECT_EQ(heuristic_route(once), once);
@@ -108,6 +117,17 @@ TEST(HeuristicRouteBounds, RandomPathsAreBoundedAndIdempotent) {
         ASSERT_LE(route.size(), 256u) << path;
         ASSERT_EQ(route.find_first_of("?#"), std::string::npos) << path;
         ASSERT_EQ(heuristic_route(route), route) << path;
+    }
+}
+
+TEST(PathWithoutQuery, CutsAtTheFirstQueryOrFragment) {
+    const std::pair<std::string_view, std::string_view> cases[] = {
+        {"", ""},       {"/", "/"},       {"/a/b", "/a/b"},   {"/a?x=1", "/a"},
+        {"/a#f", "/a"}, {"/a?x#f", "/a"}, {"/a#f?x", "/a"},   {"?x", ""},
+        {"#", ""},      {"/a?", "/a"},    {"/a/?b?c", "/a/"},
+    };
+    for (const auto& [target, path] : cases) {
+        EXPECT_EQ(path_without_query(target), path) << target;
     }
 }
 
