@@ -5,6 +5,7 @@ the next, so a change to the parsers can be judged by a single run.
 
 Usage: bench/callgrind.py [--filter REGEX] [--item-function NAME]
                           [--calls-per-item N] [--top N]
+       bench/callgrind.py --agent [--rate R] [--seconds S] [--top N]   (root)
 
 Builds `sonde_bench` in build-callgrind/ with DWARF 4 debug information
 (valgrind 3.19 cannot read the DWARF 5 that clang 14 writes by default; the
@@ -15,14 +16,25 @@ the agent's functions under it. An item is --calls-per-item calls of
 BM_ConnectionTracker_DecodeAndOnDataPair, two calls of
 ConnectionTracker::on_data, the path every data record of a tracked process
 takes in the agent.
+
+--agent profiles the agent itself instead: nginx (tests/e2e/servers) with the
+agent selecting its port under callgrind, and build/sonde-paced-load sending
+--rate requests a second for --seconds (the load generator is excluded, as in
+bench/run.py). Items are the requests the agent counted
+(http_server_request_duration_seconds_count); the figures are the agent's
+instructions per request on the path from the ring to the metrics. Callgrind
+runs the agent about fifty times slower, which is why the rate is low.
 """
 
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(REPO, "build-callgrind")
@@ -35,12 +47,13 @@ def run(argv, **kw):
     return subprocess.run(argv, check=True, text=True, **kw)
 
 
-def build():
+def build(*targets):
     run(["cmake", "-S", REPO, "-B", BUILD, "-DCMAKE_CXX_FLAGS=-gdwarf-4"],
         stdout=subprocess.DEVNULL)
-    run(["cmake", "--build", BUILD, "--target", "sonde_bench", "-j", str(os.cpu_count() or 2)],
-        stdout=subprocess.DEVNULL)
-    return os.path.join(BUILD, "sonde_bench")
+    for target in targets:
+        run(["cmake", "--build", BUILD, "--target", target, "-j", str(os.cpu_count() or 2)],
+            stdout=subprocess.DEVNULL)
+    return [os.path.join(BUILD, t) for t in targets]
 
 
 def annotate(out_file, *options):
@@ -102,9 +115,15 @@ def main():
     ap.add_argument("--item-function", default="ConnectionTracker::on_data(")
     ap.add_argument("--calls-per-item", type=int, default=2)
     ap.add_argument("--top", type=int, default=12)
+    ap.add_argument("--agent", action="store_true",
+                    help="profile the agent on a real nginx instead of a microbenchmark")
+    ap.add_argument("--rate", type=int, default=1500, help="--agent: requests a second")
+    ap.add_argument("--seconds", type=int, default=20, help="--agent: seconds of load")
     args = ap.parse_args()
 
-    binary = build()
+    if args.agent:
+        return profile_agent(args)
+    (binary,) = build("sonde_bench")
     with tempfile.TemporaryDirectory(prefix="sonde-callgrind-") as tmp:
         out_file = os.path.join(tmp, "callgrind.out")
         run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", binary,
@@ -120,14 +139,109 @@ def main():
           f"{args.item_function.rstrip('(')}")
     if loop:
         print(f"{loop[0][0] / items:10,.0f}  instructions per item, benchmark loop")
+    print_functions(rows, items, args.top)
+
+
+def print_functions(rows, items, top, keep=None):
     shown = 0
     for n, f in rows:
         if not f.startswith(os.path.join(REPO, "src") + "/"):
             continue  # the agent's own functions, not the lines of headers inlined into them
-        print(f"{n / items:10,.0f}  {short(f)}")
+        name = short(f)
+        if keep and not keep.search(name):
+            continue
+        print(f"{n / items:10,.0f}  {name}")
         shown += 1
-        if shown >= args.top:
+        if shown >= top:
             break
+
+
+# The functions a data record passes through, from the ring to the metrics:
+# start-up and the other threads are left out of the listing.
+PER_REQUEST = re.compile(r"ring_callback|decode_record|sonde::conntrack::|sonde::protocols::|"
+                         r"sonde::pipeline::|on_span")
+
+
+def requests_counted(prom_port, port):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{prom_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    total = 0.0
+    for line in text.splitlines():
+        if (line.startswith("http_server_request_duration_seconds_count{")
+                and f'server_port="{port}"' in line):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def wait_for(predicate, timeout, what, interval=0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    sys.exit(f"callgrind: timed out waiting for {what}")
+
+
+def profile_agent(args):
+    sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
+    import harness as h  # noqa: E402 (the e2e tests' helpers: free ports)
+    agent, load = build("sonde", "sonde-paced-load")
+    port, prom_port = h.free_port(), h.free_port()
+    with tempfile.TemporaryDirectory(prefix="sonde-callgrind-") as tmp:
+        server = subprocess.Popen(
+            [sys.executable, os.path.join(REPO, "tests", "e2e", "servers", "nginx_server.py"),
+             str(port), os.path.join(tmp, "nginx")],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        profiled = None
+        try:
+            if not server.stdout.readline().startswith("READY"):
+                sys.exit("callgrind: nginx did not start")
+            config = os.path.join(tmp, "sonde.yml")
+            with open(config, "w") as f:
+                f.write("discovery:\n  exclude_instrument:\n"
+                        "    - exe_path: \"/(sonde-paced-load|python3[.0-9]*)$\"\n")
+            env = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("SONDE_", "BEYLA_", "OTEL_"))}
+            env.update({"SONDE_OPEN_PORT": str(port), "SONDE_TRACE_PRINTER": "disabled",
+                        "SONDE_PROMETHEUS_PORT": str(prom_port),
+                        "SONDE_PROMETHEUS_ADDRESS": "127.0.0.1"})
+            out_file = os.path.join(tmp, "callgrind.out")
+            log_path = os.path.join(tmp, "agent.log")
+            with open(log_path, "w") as log:
+                profiled = subprocess.Popen(
+                    ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", agent,
+                     "--config", config], env=env, stdout=log, stderr=log)
+            wait_for(lambda: re.search(r"running: [1-9]\d* process",
+                                       open(log_path, errors="replace").read()),
+                     300, "the agent under callgrind to instrument nginx")
+            run([load, "--port", str(port), "--rate", str(args.rate), "--seconds",
+                 str(args.seconds), "--connections", "8", "--path", "/status/200"],
+                stdout=subprocess.DEVNULL)
+            # Counted once the count stops growing: callgrind drains slowly.
+            last = [-1.0]
+
+            def settled():
+                now = requests_counted(prom_port, port)
+                done = now is not None and now == last[0] and now > 0
+                last[0] = now if now is not None else last[0]
+                return done
+            wait_for(settled, 120, "the agent's request count to settle", interval=2)
+            items = last[0]
+            profiled.send_signal(signal.SIGINT)
+            profiled.wait(timeout=120)
+            profiled = None
+            listing = annotate(out_file, "--inclusive=yes", "--threshold=100")
+        finally:
+            for p in (profiled, server):
+                if p and p.poll() is None:
+                    p.terminate()
+                    p.wait(timeout=60)
+    print(f"agent under callgrind: {items:,.0f} requests counted "
+          f"(nginx, {args.rate} req/s for {args.seconds} s, keep-alive)")
+    print_functions(inclusive(listing), items, args.top, keep=PER_REQUEST)
 
 
 if __name__ == "__main__":
