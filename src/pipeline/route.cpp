@@ -161,8 +161,12 @@ std::string heuristic_route(std::string_view path) {
     return route;
 }
 
+std::string_view route_path(std::string_view target) {
+    return strip_absolute_form(path_without_query(target));
+}
+
 void heuristic_route_into(std::string_view path, std::string& route) {
-    path = strip_absolute_form(path_without_query(path));
+    path = route_path(path);
     if (path.empty()) {
         route.assign("/");
         return;

@@ -21,4 +21,9 @@ void heuristic_route_into(std::string_view path, std::string& route);
 // `target` up to its query ("?") or fragment ("#"), whichever comes first.
 std::string_view path_without_query(std::string_view target);
 
+// What routes are made of: `target` without its query and fragment, and
+// without the scheme and authority of an absolute-form (proxy) target; empty
+// when nothing is left.
+std::string_view route_path(std::string_view target);
+
 }  // namespace sonde::pipeline

@@ -21,36 +21,11 @@ constexpr size_t kMaxQuotedLength = 80;
 // share prefixes and need far fewer; the bound only matters under attack.
 constexpr size_t kSegmentNodesPerRoute = 4;
 
-bool starts_with_ignoring_case(std::string_view s, std::string_view lower_prefix) {
-    if (s.size() < lower_prefix.size()) {
-        return false;
-    }
-    for (size_t i = 0; i < lower_prefix.size(); ++i) {
-        char c = s[i];
-        if (c >= 'A' && c <= 'Z') {
-            c = static_cast<char>(c - 'A' + 'a');
-        }
-        if (c != lower_prefix[i]) {
-            return false;
-        }
-    }
-    return true;
-}
-
 // The part of a request target that routes are made of: no query, no
 // fragment, no scheme and authority; "/" when nothing is left.
 std::string_view request_path(std::string_view target) {
-    target = path_without_query(target);
-    for (const std::string_view scheme :
-         {std::string_view("http://"), std::string_view("https://")}) {
-        if (starts_with_ignoring_case(target, scheme)) {
-            const std::string_view rest = target.substr(scheme.size());
-            const size_t slash = rest.find('/');
-            target = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
-            break;
-        }
-    }
-    return target.empty() ? std::string_view("/") : target;
+    const std::string_view path = route_path(target);
+    return path.empty() ? std::string_view("/") : path;
 }
 
 // Walks the segments of a path that starts with '/'. Like Beyla's tokenizer,
@@ -504,7 +479,8 @@ void RouteMatcher::unmatched_route(ServiceRoutes& routes, std::string_view path,
             heuristic_route_into(path, route);
             break;
         case UnmatchedMode::LowCardinality:
-            route = low_cardinality_route(routes, heuristic_route(path));
+            heuristic_route_into(path, route);
+            route = low_cardinality_route(routes, route);
             break;
     }
     // Not a path ("*" of OPTIONS *): nothing was wildcarded.

@@ -131,5 +131,21 @@ TEST(PathWithoutQuery, CutsAtTheFirstQueryOrFragment) {
     }
 }
 
+TEST(RoutePath, DropsQueryFragmentSchemeAndAuthority) {
+    const std::pair<std::string_view, std::string_view> cases[] = {
+        {"", ""},
+        {"/a/b?x#f", "/a/b"},
+        {"http://host:8080/x/y?q", "/x/y"},
+        {"HTTPS://Host/x", "/x"},
+        {"http://host", ""},
+        {"http://host?q=/x", ""},
+        {"ftp://host/x", "ftp://host/x"},
+        {"/redirect?to=http://x/y", "/redirect"},
+    };
+    for (const auto& [target, path] : cases) {
+        EXPECT_EQ(route_path(target), path) << target;
+    }
+}
+
 }  // namespace
 }  // namespace sonde::pipeline

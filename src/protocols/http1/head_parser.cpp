@@ -27,6 +27,16 @@ constexpr std::array<bool, 256> kTchar = [] {
     for (char c : std::string_view("!#$%&'*+-.^_`|~")) table[static_cast<uint8_t>(c)] = true;
     return table;
 }();
+
+// Eight bytes handled as one word (SWAR): a byte of ones, the top bit of every byte.
+constexpr uint64_t kOnes = 0x0101010101010101ull;
+constexpr uint64_t kHighs = 0x8080808080808080ull;
+
+uint64_t load_word(const char* p) {
+    uint64_t x = 0;
+    std::memcpy(&x, p, sizeof x);
+    return x;
+}
 }  // namespace
 
 bool is_tchar(uint8_t c) {
@@ -34,8 +44,6 @@ bool is_tchar(uint8_t c) {
 }
 
 size_t find_control_byte(std::string_view text, size_t i) {
-    constexpr uint64_t kOnes = 0x0101010101010101ull;
-    constexpr uint64_t kHighs = 0x8080808080808080ull;
     const size_t n = text.size();
 #if defined(__SSE2__)
     // Sixteen bytes at a time where the CPU has SSE2 (every x86-64): read as
@@ -54,8 +62,7 @@ size_t find_control_byte(std::string_view text, size_t i) {
     }
 #endif
     for (; i + 8 <= n; i += 8) {
-        uint64_t x = 0;
-        std::memcpy(&x, text.data() + i, 8);
+        const uint64_t x = load_word(text.data() + i);
         const uint64_t below_space = (x - kOnes * 0x20) & ~x & kHighs;
         const uint64_t del = x ^ (kOnes * 0x7f);
         const uint64_t has_del = (del - kOnes) & ~del & kHighs;
@@ -118,6 +125,9 @@ namespace {
 using internal::find_control_byte;
 using internal::is_tchar;
 using internal::kErrHeadTooLarge;
+using internal::kHighs;
+using internal::kOnes;
+using internal::load_word;
 
 constexpr std::string_view kErrRequestLine = "malformed request line";
 constexpr std::string_view kErrMethod = "method is not a token";
@@ -146,19 +156,11 @@ char ascii_lower(char c) {
 // whose low seven bits lie in 'A'..'Z' and whose top bit is clear gains 0x20.
 // The additions stay below 0x100 per byte, so no carry crosses a byte.
 uint64_t fold_to_lowercase(uint64_t x) {
-    constexpr uint64_t kOnes = 0x0101010101010101ull;
-    constexpr uint64_t kHighs = 0x8080808080808080ull;
     const uint64_t low7 = x & ~kHighs;
     const uint64_t at_least_a = low7 + kOnes * (0x80 - 'A');
     const uint64_t beyond_z = low7 + kOnes * (0x80 - 'Z' - 1);
     const uint64_t capitals = at_least_a & ~beyond_z & ~x & kHighs;
     return x | (capitals >> 2);
-}
-
-uint64_t load_word(const char* p) {
-    uint64_t x = 0;
-    std::memcpy(&x, p, sizeof x);
-    return x;
 }
 
 // `text` equals `lower`, an all-lowercase constant, ignoring ASCII case: only
