@@ -29,12 +29,10 @@ runs the agent about fifty times slower, which is why the rate is low.
 import argparse
 import os
 import re
-import signal
+import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(REPO, "build-callgrind")
@@ -162,83 +160,32 @@ PER_REQUEST = re.compile(r"ring_callback|decode_record|sonde::conntrack::|sonde:
                          r"sonde::pipeline::|on_span")
 
 
-def requests_counted(prom_port, port):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{prom_port}/metrics", timeout=5) as r:
-            text = r.read().decode()
-    except OSError:
-        return None
-    total = 0.0
-    for line in text.splitlines():
-        if (line.startswith("http_server_request_duration_seconds_count{")
-                and f'server_port="{port}"' in line):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-def wait_for(predicate, timeout, what, interval=0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    sys.exit(f"callgrind: timed out waiting for {what}")
-
-
 def profile_agent(args):
-    sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
-    import harness as h  # noqa: E402 (the e2e tests' helpers: free ports)
-    agent, load = build("sonde", "sonde-paced-load")
-    port, prom_port = h.free_port(), h.free_port()
-    with tempfile.TemporaryDirectory(prefix="sonde-callgrind-") as tmp:
-        server = subprocess.Popen(
-            [sys.executable, os.path.join(REPO, "tests", "e2e", "servers", "nginx_server.py"),
-             str(port), os.path.join(tmp, "nginx")],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        profiled = None
-        try:
-            if not server.stdout.readline().startswith("READY"):
-                sys.exit("callgrind: nginx did not start")
-            config = os.path.join(tmp, "sonde.yml")
-            with open(config, "w") as f:
-                f.write("discovery:\n  exclude_instrument:\n"
-                        "    - exe_path: \"/(sonde-paced-load|python3[.0-9]*)$\"\n")
-            env = {k: v for k, v in os.environ.items()
-                   if not k.startswith(("SONDE_", "BEYLA_", "OTEL_"))}
-            env.update({"SONDE_OPEN_PORT": str(port), "SONDE_TRACE_PRINTER": "disabled",
-                        "SONDE_PROMETHEUS_PORT": str(prom_port),
-                        "SONDE_PROMETHEUS_ADDRESS": "127.0.0.1"})
-            out_file = os.path.join(tmp, "callgrind.out")
-            log_path = os.path.join(tmp, "agent.log")
-            with open(log_path, "w") as log:
-                profiled = subprocess.Popen(
-                    ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", agent,
-                     "--config", config], env=env, stdout=log, stderr=log)
-            wait_for(lambda: re.search(r"running: [1-9]\d* process",
-                                       open(log_path, errors="replace").read()),
-                     300, "the agent under callgrind to instrument nginx")
-            run([load, "--port", str(port), "--rate", str(args.rate), "--seconds",
-                 str(args.seconds), "--connections", "8", "--path", "/status/200"],
-                stdout=subprocess.DEVNULL)
-            # Counted once the count stops growing: callgrind drains slowly.
-            last = [-1.0]
-
-            def settled():
-                now = requests_counted(prom_port, port)
-                done = now is not None and now == last[0] and now > 0
-                last[0] = now if now is not None else last[0]
-                return done
-            wait_for(settled, 120, "the agent's request count to settle", interval=2)
-            items = last[0]
-            profiled.send_signal(signal.SIGINT)
-            profiled.wait(timeout=120)
-            profiled = None
-            listing = annotate(out_file, "--inclusive=yes", "--threshold=100")
-        finally:
-            for p in (profiled, server):
-                if p and p.poll() is None:
-                    p.terminate()
-                    p.wait(timeout=60)
+    """nginx, the agent and the paced load as bench/run.py starts them, the
+    agent under callgrind."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import run as b  # noqa: E402 (bench/run.py: servers, agent, load, cleanup)
+    agent_binary, load = build("sonde", "sonde-paced-load")
+    workdir = tempfile.mkdtemp(prefix="sonde-callgrind-")
+    out_file = os.path.join(workdir, "callgrind.out")
+    try:
+        srv = b.nginx(b.h.free_port(), workdir).start()
+        # Callgrind runs the agent's start-up (BTF, loading) about fifty times slower.
+        agent = b.SondeAgent(agent_binary, srv.port, srv.all_pids(), workdir,
+                             launcher=("valgrind", "--tool=callgrind",
+                                       f"--callgrind-out-file={out_file}"),
+                             start_timeout=300)
+        res = b.paced_load(load, srv.port, args.rate, args.seconds, connections=8)
+        items = agent.count(agent.drain(at_least=res["requests"], timeout=120))
+        # A clean exit writes the profile: give callgrind time to finish it.
+        b.terminate(agent.p.proc, timeout=120)
+        agent.p.forget()
+        listing = annotate(out_file, "--inclusive=yes", "--threshold=100")
+    finally:
+        b.stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+    if items < 1:
+        sys.exit("callgrind: the agent counted no request")
     print(f"agent under callgrind: {items:,.0f} requests counted "
           f"(nginx, {args.rate} req/s for {args.seconds} s, keep-alive)")
     print_functions(inclusive(listing), items, args.top, keep=PER_REQUEST)

@@ -313,7 +313,10 @@ AGENT_HOOKS = set()
 class SondeAgent:
     """build/sonde selecting the server by its port, the load generator excluded."""
 
-    def __init__(self, binary, port, server_pids, workdir, exclude_clients=True, extra_env=None):
+    def __init__(self, binary, port, server_pids, workdir, exclude_clients=True, extra_env=None,
+                 launcher=(), start_timeout=30):
+        """`launcher` prefixes the command (bench/callgrind.py: valgrind), and
+        `start_timeout` bounds each wait for the agent to start."""
         self.prom_port = h.free_port()
         self.log_path = os.path.join(workdir, f"agent-{port}.log")
         env = {k: v for k, v in os.environ.items()
@@ -322,7 +325,7 @@ class SondeAgent:
                     "SONDE_PROMETHEUS_PORT": str(self.prom_port),
                     "SONDE_PROMETHEUS_ADDRESS": "127.0.0.1", "SONDE_LOG_LEVEL": "info"})
         env.update(extra_env or {})
-        argv = [binary]
+        argv = [*launcher, binary]
         if exclude_clients:
             config = os.path.join(workdir, "sonde-bench.yml")
             with open(config, "w") as f:
@@ -337,9 +340,9 @@ class SondeAgent:
         self.pid = self.p.proc.pid
         try:
             want = set(server_pids)
-            wait_until(lambda: want <= self.instrumented_pids(), 30,
+            wait_until(lambda: want <= self.instrumented_pids(), start_timeout,
                        f"sonde to instrument pids {sorted(want)}")
-            wait_until(lambda: re.search(r"sonde \S+ running", self.logs()), 30,
+            wait_until(lambda: re.search(r"sonde \S+ running", self.logs()), start_timeout,
                        "sonde to report running")
             AGENT_HOOKS.update(re.findall(r"eBPF programs attached: (syscall hooks via .*?); TLS",
                                           self.logs()))
@@ -465,9 +468,9 @@ def wrk(url, threads, conns, secs, headers=(), script=None):
 PACED_CONNECTIONS = 32
 
 
-def paced_load(binary, port, rate, secs):
+def paced_load(binary, port, rate, secs, connections=PACED_CONNECTIONS):
     out = run_load([binary, "--port", str(port), "--path", "/status/200", "--rate", str(rate),
-                    "--seconds", str(secs), "--connections", str(PACED_CONNECTIONS)], secs + 60)
+                    "--seconds", str(secs), "--connections", str(connections)], secs + 60)
     kv = dict(re.findall(r"(\w+)=([\d.,]+)", out))
     if not {"requests", "rps", "p50_us", "p99_us", "errors", "second_p99_us"} <= kv.keys():
         raise Failure(f"cannot parse sonde-paced-load output:\n{out}")
