@@ -15,6 +15,8 @@ PACKAGES=(
   nginx golang-go openjdk-17-jdk-headless nodejs python3 curl prometheus wrk hey libcap2-bin
   python3-grpcio python3-grpc-tools golang-google-grpc-dev nghttp2-client  # HTTP/2 and gRPC peers
   openssl  # the TLS tests make throwaway certificates with the openssl CLI
+  # benchmarks
+  valgrind  # bench/callgrind.py counts instructions per request with callgrind
 )
 
 missing=()
