@@ -345,7 +345,8 @@ static __always_inline bool sock__is_tcp_stream(struct sock *sk)
 
 /* fd -> struct sock *, only for TCP stream sockets of the IP families; `head`
  * gets the socket's addresses and ports. The task's fd table is reached with
- * plain loads through BTF pointers; past the fd array, helper reads. */
+ * plain loads through BTF pointers; the fd's slot and what it points to, with
+ * guarded loads where bpf_rdonly_cast exists, helper reads otherwise. */
 static __always_inline struct sock *sock__from_fd(int fd, struct sock_head *head)
 {
     if (fd < 0)
@@ -361,7 +362,17 @@ static __always_inline struct sock *sock__from_fd(int fd, struct sock_head *head
         return NULL;
     struct file **fds = fdt->fd;
     struct file *file = NULL;
-    if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+    if (has_rdonly_cast) {
+        /* The slot is an array element at a variable index, which a BTF
+         * pointer cannot reach: the slot's address is cast to a one-pointer
+         * struct instead, so the load is guarded like the others and costs no
+         * helper call (this runs on every data syscall, files included). */
+        struct llist_node *slot = kernel__cast(&fds[fd], struct llist_node);
+        file = (struct file *)slot->next;
+    } else if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd])) {
+        return NULL;
+    }
+    if (!file)
         return NULL;
     struct sock *sk = NULL;
     if (has_rdonly_cast) {
