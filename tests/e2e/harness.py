@@ -2,12 +2,14 @@
 servers and clients, speak raw HTTP/1.1 to them, and read what the agent
 reports (spans on stdout, metrics on its Prometheus endpoint, logs on stderr).
 
-Everything runs on loopback, on ports the kernel picks, and every wait is a
-bounded poll for a condition rather than a fixed sleep.
+Everything runs on loopback, on free ports below the kernel's ephemeral range
+(free_port), and every wait is a bounded poll for a condition rather than a
+fixed sleep.
 """
 
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -24,10 +26,48 @@ AGENT = os.environ.get("SONDE_AGENT", os.path.join(REPO, "build", "sonde"))
 CACHE = os.environ.get("SONDE_E2E_CACHE", os.path.join(REPO, "build", "e2e-cache"))
 
 
+def _ephemeral_port_floor():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Ports handed out so far by this process: never the same one twice.
+_ports_given = set()
+_port_lock = threading.Lock()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port free on every address, for a server this run starts.
+
+    Taken below the kernel's ephemeral range: a port the kernel picked for a
+    bind to port 0 could be picked again, for a client's connect() or another
+    bind, between this check and the server's own bind ("Address already in
+    use"), while ports below the range are only ever taken by an explicit bind.
+    """
+    low, high = 20000, _ephemeral_port_floor()
+    if high - low < 1000:  # a machine whose ephemeral range starts low
+        low = 1024
+    if high - low < 100:  # nothing below the range: let the kernel pick
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    with _port_lock:
+        start = random.randrange(low, high)
+        for step in range(high - low):
+            port = low + (start - low + step) % (high - low)
+            if port in _ports_given:
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind(("0.0.0.0", port))
+                except OSError:
+                    continue
+            _ports_given.add(port)
+            return port
+    raise AssertionError(f"no free TCP port in {low}..{high - 1}")
 
 
 def wait_until(predicate, timeout, interval=0.05, what="condition"):
