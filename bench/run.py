@@ -218,6 +218,46 @@ def vm_hwm_mb(pid):
     return status_mb(pid, "VmHWM")
 
 
+# /proc/interrupts rows counted over every load, and /proc/stat's context
+# switches: what a variant costs the machine beyond its own CPU time (a task
+# woken on the other CPU costs a rescheduling IPI, a forced ring-buffer
+# wake-up an IRQ-work interrupt, a timer tick LOC).
+INTERRUPT_ROWS = ("RES", "IWI", "CAL", "TLB", "LOC")
+
+
+def machine_event_counts():
+    """Counts since boot, summed over the CPUs: the INTERRUPT_ROWS, and
+    `ctxt` (context switches)."""
+    counts = {}
+    with open("/proc/interrupts") as f:
+        ncpu = len(f.readline().split())
+        for line in f:
+            name, _, rest = line.partition(":")
+            name = name.strip()
+            if name in INTERRUPT_ROWS:
+                counts[name] = sum(int(x) for x in rest.split()[:ncpu] if x.isdigit())
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("ctxt "):
+                counts["ctxt"] = int(line.split()[1])
+            elif line.startswith("cpu "):
+                ticks = [int(x) for x in line.split()[1:]]
+                counts["cpu_ticks"] = sum(ticks[:8])  # guest time is inside user time
+                counts["idle_ticks"] = ticks[3] + ticks[4]  # idle + iowait
+    return counts
+
+
+def per_request_delta(before, after, requests):
+    """Counts per request, and `idle`: the share of the CPUs' time idle."""
+    n = max(1, requests)
+    out = {k: (after[k] - before[k]) / n for k in after
+           if k in before and not k.endswith("_ticks")}
+    ticks = after["cpu_ticks"] - before["cpu_ticks"]
+    if ticks > 0:
+        out["idle"] = (after["idle_ticks"] - before["idle_ticks"]) / ticks
+    return out
+
+
 class RssSampler:
     """The largest VmRSS seen while a load runs (sampled every 0.2 s): the
     agent's steady footprint under load, apart from its start-up peak."""
@@ -589,8 +629,11 @@ class Bench:
                     progs0 = bpf_programs(instr.pid)
                     cpu0 = cpu_seconds(instr.pid)
                     rss = RssSampler(instr.pid)
+                events0 = machine_event_counts()
                 res = sc.load(port)
                 run = dict(res)
+                run["machine_per_req"] = per_request_delta(events0, machine_event_counts(),
+                                                           res["requests"])
                 if instr:
                     run["steady_rss_mb"] = rss.stop()
                 if stop_stats:
@@ -666,6 +709,8 @@ class Bench:
                     extra = f" counted {run['counted']:.0f}"
                 if "cpu_us_per_req" in run:
                     extra += f" cpu {run['cpu_us_per_req']:.2f}us/req"
+                m = run.get("machine_per_req", {})
+                extra += "".join(f" {k} {m[k]:.3f}" for k in ("idle", "ctxt", "RES", "IWI") if k in m)
                 print(f"  {sc.key} rep {rep + 1}/{reps} {v:8s} {run['rps']:9.0f} req/s "
                       f"p50 {run['p50'] * 1e3:.3f} ms p99 {run['p99'] * 1e3:.3f} ms "
                       f"({run['requests']} req){extra}  [{time.monotonic() - t0:.1f}s]",
@@ -793,6 +838,19 @@ def scenario_table(sc):
             parts.append(part)
         out += ("\n\nEach second's own p99, the median over the seconds of a run, then over "
                 "the repetitions: " + "; ".join(parts) + ".")
+    per_machine = []
+    for v in sc.variants:
+        runs = [r for r in sc.runs.get(v) or [] if "machine_per_req" in r]
+        if not runs:
+            continue
+        keys = [k for k in ("idle", "ctxt") + INTERRUPT_ROWS if k in runs[0]["machine_per_req"]]
+        per_machine.append(f"{v} " + ", ".join(
+            f"{k} {median([r['machine_per_req'].get(k, 0) for r in runs]):.3f}" for k in keys))
+    if per_machine:
+        out += ("\n\nPer request over the load, the whole machine (medians over the repetitions; "
+                "idle: the CPUs' idle share, not per request; ctxt: context switches, RES: rescheduling IPIs, IWI: IRQ-work interrupts, CAL: "
+                "function-call IPIs, TLB: TLB shootdowns, LOC: timer interrupts): "
+                + "; ".join(per_machine) + ".")
     for v in sc.variants:
         if not runs_agent(v) or not sc.runs.get(v):
             continue
