@@ -226,8 +226,8 @@ INTERRUPT_ROWS = ("RES", "IWI", "CAL", "TLB", "LOC")
 
 
 def machine_event_counts():
-    """Counts since boot, summed over the CPUs: the INTERRUPT_ROWS, and
-    `ctxt` (context switches)."""
+    """Counts since boot, summed over the CPUs: the INTERRUPT_ROWS, `ctxt`
+    (context switches), and the CPU time in ticks, all of it and idle."""
     counts = {}
     with open("/proc/interrupts") as f:
         ncpu = len(f.readline().split())
@@ -847,9 +847,10 @@ def scenario_table(sc):
         per_machine.append(f"{v} " + ", ".join(
             f"{k} {median([r['machine_per_req'].get(k, 0) for r in runs]):.3f}" for k in keys))
     if per_machine:
-        out += ("\n\nPer request over the load, the whole machine (medians over the repetitions; "
-                "idle: the CPUs' idle share, not per request; ctxt: context switches, RES: rescheduling IPIs, IWI: IRQ-work interrupts, CAL: "
-                "function-call IPIs, TLB: TLB shootdowns, LOC: timer interrupts): "
+        out += ("\n\nPer request over the load, the whole machine (medians over the "
+                "repetitions; idle: the CPUs' idle share, not per request; ctxt: context "
+                "switches, RES: rescheduling IPIs, IWI: IRQ-work interrupts, CAL: function-call "
+                "IPIs, TLB: TLB shootdowns, LOC: timer interrupts): "
                 + "; ".join(per_machine) + ".")
     for v in sc.variants:
         if not runs_agent(v) or not sc.runs.get(v):
