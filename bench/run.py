@@ -710,7 +710,8 @@ class Bench:
                 if "cpu_us_per_req" in run:
                     extra += f" cpu {run['cpu_us_per_req']:.2f}us/req"
                 m = run.get("machine_per_req", {})
-                extra += "".join(f" {k} {m[k]:.3f}" for k in ("idle", "ctxt", "RES", "IWI") if k in m)
+                extra += "".join(f" {k} {m[k]:.3f}"
+                                 for k in ("idle", "ctxt", "RES", "IWI") if k in m)
                 print(f"  {sc.key} rep {rep + 1}/{reps} {v:8s} {run['rps']:9.0f} req/s "
                       f"p50 {run['p50'] * 1e3:.3f} ms p99 {run['p99'] * 1e3:.3f} ms "
                       f"({run['requests']} req){extra}  [{time.monotonic() - t0:.1f}s]",
