@@ -52,10 +52,6 @@ const volatile bool has_rdonly_cast = false;
 const volatile __u32 agent_pid = 0;                     /* never report the agent itself */
 const volatile __u64 wakeup_bytes = SONDE_RINGBUF_WAKEUP_BYTES;
 const volatile __u32 bench_stage = SONDE_BENCH_STAGE_FULL; /* enum sonde_bench_stage */
-/* Whether the next record past the wake-up threshold may wake the consumer:
- * cleared by the record that does, set again by user space after each drain
- * (SocketTracer::poll). Writable global data, mapped by user space. */
-volatile __u32 wakeup_armed = 1;
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
@@ -243,20 +239,11 @@ static __always_inline void counter__add(__u32 which, __u64 n)
 }
 
 /* Wake the consumer only when a good share of the ring is filled; otherwise
- * user space drains it on its own timer. Never a wake-up per event, and only
- * one per backlog: while the consumer has not drained, every further record
- * would force another wake-up, an IRQ-work interrupt each, of a thread that
- * is already runnable (at idle priority on a busy host, it may wait for a CPU
- * for a while; user space's backlog watcher gives it one, consumer_priority.h). */
+ * user space drains it on its own timer. Never a wake-up per event. */
 static __always_inline __u64 ring__wakeup_flag(void)
 {
-    if (!wakeup_armed)
-        return BPF_RB_NO_WAKEUP;
-    if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < wakeup_bytes)
-        return BPF_RB_NO_WAKEUP;
-    wakeup_armed = 0;
-    counter__add(SONDE_KCOUNTER_RING_WAKEUPS, 1);
-    return BPF_RB_FORCE_WAKEUP;
+    return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+                                                                          : BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline int ring__output(void *record, __u64 size, __u64 flags)

@@ -113,8 +113,7 @@ enum sonde_kernel_counter {
     SONDE_KCOUNTER_CONTROL_EVENTS = 4,   /* open/close/exec/exit/listen records emitted */
     SONDE_KCOUNTER_TLS_CIPHERTEXT_SKIPPED = 5, /* syscalls on TLS sockets not reported */
     SONDE_KCOUNTER_TLS_SOCKET_UNKNOWN = 6, /* TLS cleartext dropped: its socket was not found */
-    SONDE_KCOUNTER_RING_WAKEUPS = 7, /* consumer woken, a quarter of the ring waiting */
-    SONDE_KCOUNTER_COUNT = 8,
+    SONDE_KCOUNTER_COUNT = 7,
 };
 
 /* A TCP connection as the process sees it. IPv4 addresses are stored as

@@ -504,7 +504,6 @@ private:
         self_.kernel_read_user_failed = k[SONDE_KCOUNTER_READ_USER_FAILED];
         self_.kernel_tls_ciphertext_skipped = k[SONDE_KCOUNTER_TLS_CIPHERTEXT_SKIPPED];
         self_.kernel_tls_socket_unknown = k[SONDE_KCOUNTER_TLS_SOCKET_UNKNOWN];
-        self_.kernel_ring_wakeups = k[SONDE_KCOUNTER_RING_WAKEUPS];
         if (consumer_priority_) {
             self_.consumer_yielding = consumer_priority_->yielding() ? 1 : 0;
             self_.consumer_priority_raised = consumer_priority_->escalations();

@@ -285,10 +285,6 @@ int SocketTracer::poll(int timeout_ms) {
     if (woken < 0 && woken != -EINTR) return woken;
     // Records written with BPF_RB_NO_WAKEUP do not make epoll ready: drain explicitly.
     int drained = ring_buffer__consume(ring_.get());
-    // The kernel forces one wake-up per backlog, then waits for this (bpf's
-    // ring__wakeup_flag). Written only when cleared: every program run reads it.
-    volatile uint32_t* armed = &skel_->data->wakeup_armed;
-    if (*armed == 0) *armed = 1;
     return (woken > 0 ? woken : 0) + (drained > 0 ? drained : 0);
 }
 

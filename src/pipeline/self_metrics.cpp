@@ -91,9 +91,6 @@ constexpr SelfMetricInfo kSelfMetrics[] = {
      MetricType::Counter, "Syscalls on TLS connections the kernel programs did not report."},
     {&SelfMetrics::kernel_tls_socket_unknown, "kernel_tls_socket_unknown", MetricType::Counter,
      "TLS cleartext dropped in the kernel because its socket could not be found."},
-    {&SelfMetrics::kernel_ring_wakeups, "kernel_ring_wakeups", MetricType::Counter,
-     "Times the kernel programs woke the ring buffer's consumer because a quarter of the ring "
-     "was waiting: once per such backlog, until the consumer has drained it."},
     {&SelfMetrics::spans_exported, "spans_exported", MetricType::Counter,
      "Spans accepted by the OTLP collector."},
     {&SelfMetrics::span_export_dropped_queue_full, "span_export_dropped", MetricType::Counter,

@@ -45,7 +45,6 @@ struct SelfMetrics {
     std::atomic<uint64_t> tls_ciphertext_ignored{0};
     std::atomic<uint64_t> kernel_tls_ciphertext_skipped{0};
     std::atomic<uint64_t> kernel_tls_socket_unknown{0};
-    std::atomic<uint64_t> kernel_ring_wakeups{0};  // mirrored from the kernel counter
     // Mirrored from the OTLP span pipeline.
     std::atomic<uint64_t> spans_exported{0};
     std::atomic<uint64_t> span_export_dropped_queue_full{0};

@@ -786,31 +786,6 @@ class FaultRingBufferFloodTest(unittest.TestCase):
             self.assertIn(f"{dropped:.0f}", warnings[0])
 
 
-    def test_one_wakeup_per_backlog(self):
-        """While the agent is stopped, 600 responses of 4 KiB (about 2.8 MB of records)
-        pass a quarter of the ring (1 MiB) without filling it. The first record past the
-        quarter wakes the consumer; the hundreds after it do not, since the consumer has
-        not drained. After it has, the next backlog wakes it again."""
-        with agent_that_counted_five(self) as (agent, port):
-            rises = []
-            for flood in range(2):
-                before = self_metric(agent, "sonde_kernel_ring_wakeups_total")
-                agent.proc.send_signal(signal.SIGSTOP)
-                try:
-                    h.send_gets(port, ["/bytes/4000"] * 600)
-                finally:
-                    agent.proc.send_signal(signal.SIGCONT)
-                agent.wait_server_requests(port, 5 + 600 * (flood + 1), timeout=20)
-                h.wait_until(lambda: self_metric(agent, "sonde_kernel_ring_wakeups_total") > before,
-                             5, what="the wake-up in the agent's metrics")
-                time.sleep(1.2)  # the kernel counters are mirrored once a second
-                rises.append(self_metric(agent, "sonde_kernel_ring_wakeups_total") - before)
-            print(f"\n  forced wake-ups per backlog of 600 responses: {rises}")
-            self.assertEqual(self_metric(agent, "sonde_kernel_ringbuf_full_total"), 0)
-            for rise in rises:
-                self.assertGreaterEqual(rise, 1)
-                self.assertLessEqual(rise, 2)  # both CPUs may pass the quarter at once
-
 # ---- h. no idle CPU time left for the agent
 
 SCHED_OTHER, SCHED_IDLE = 0, 5
